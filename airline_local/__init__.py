@@ -1,0 +1,1 @@
+"""Local runtime: the airline booking pipeline offline, on moto, local Spark and PostgreSQL."""

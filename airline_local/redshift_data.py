@@ -1,0 +1,730 @@
+"""The Redshift Data API, executing for real on the local PostgreSQL warehouse.
+
+`Warehouse` runs Redshift SQL on PostgreSQL: each batch in one transaction on its own connection
+(all or nothing, like BatchExecuteStatement), every statement translated by `redshift_sql`, and
+COPY from S3 rewritten as a PostgreSQL `COPY ... FROM STDIN` fed with the staged files.
+`DataApiEmulator` is the service around it, taking and returning dicts shaped like boto3's
+redshift-data requests and responses, running statements in a worker thread as AWS does.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import gzip
+import io
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg import sql as pgsql
+
+from airline_local.redshift_sql import (
+    CopyCommand,
+    RedshiftSqlError,
+    parse_copy,
+    split_statements,
+    to_postgres,
+    to_postgres_parameterized,
+)
+
+# Objects under an S3 prefix: their bytes, or (key, bytes) pairs so that Spark's marker files
+# (_SUCCESS, .crc, hidden files) can be skipped by name.
+ReadObjects = Callable[[str], list[bytes] | list[tuple[str, bytes]]]
+
+PARQUET_BATCH_ROWS = 65_536
+CSV_WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+# "needed" quotes every string (so "" is an empty string) and leaves NULL as an empty unquoted
+# field, which is exactly how PostgreSQL's CSV COPY tells NULL from ''.
+
+
+# --------------------------------------------------------------------------------------------
+# Warehouse
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type_name: str  # PostgreSQL's (and Redshift's) short type name: int8, varchar, numeric, ...
+    precision: int = 0
+    scale: int = 0
+
+
+@dataclass
+class StatementResult:
+    statement: str  # the Redshift SQL as submitted
+    rows_affected: int = -1  # rows returned, inserted/updated/deleted or loaded; -1 = not applicable
+    columns: list[ColumnInfo] | None = None  # None: the statement returns no result set
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    duration_ns: int = 0
+
+    @property
+    def has_result_set(self) -> bool:
+        return self.columns is not None
+
+
+class WarehouseError(RuntimeError):
+    """A statement of a batch failed; the whole batch was rolled back."""
+
+    def __init__(self, message: str, index: int, statement: str, results: list[StatementResult]):
+        super().__init__(message)
+        self.message = message
+        self.index = index  # 0-based position of the failing statement in the batch
+        self.statement = statement
+        self.results = results  # the statements that ran before it (rolled back too)
+
+
+class CopySourceError(RuntimeError):
+    """The files a COPY names are missing or unreadable; the message names the URI or file."""
+
+
+def postgres_error_text(error: psycopg.Error) -> str:
+    """PostgreSQL's error as Redshift's Data API reports one: `ERROR: <message>` (+ detail)."""
+    diag = error.diag
+    primary = diag.message_primary or str(error).strip()
+    text = f"ERROR: {primary}"
+    if diag.message_detail:
+        text += f"\n  Detail: {diag.message_detail}"
+    if diag.context and diag.context.startswith("COPY"):
+        text += f"\n  Context: {diag.context.strip()}"
+    return text
+
+
+class Warehouse:
+    """Redshift SQL on the local PostgreSQL warehouse (the `dev` database of `PostgresServer`)."""
+
+    def __init__(self, dsn: str, read_object: ReadObjects | None = None):
+        self.dsn = dsn
+        self.read_object = read_object
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        # UTC like Redshift, whatever the server's default; staging tables are TEMP tables, held
+        # in per-session buffers (8 MB by default) that a large COPY would otherwise spill to disk.
+        return psycopg.connect(self.dsn, options="-c TimeZone=UTC -c temp_buffers=256MB", **kwargs)
+
+    def execute_batch(
+        self,
+        statements: list[str],
+        *,
+        parameters: dict[str, str] | None = None,
+        on_connect: Callable[[psycopg.Connection[Any]], None] | None = None,
+        on_statement: Callable[[int], None] | None = None,
+    ) -> list[StatementResult]:
+        """Run Redshift statements in ONE transaction on a new connection: all or nothing.
+
+        `parameters` binds `:name` placeholders (ExecuteStatement's Parameters). `on_connect`
+        receives the connection (to cancel it), `on_statement` the index of each statement as it
+        starts. Raises WarehouseError naming the failing statement; nothing is committed then.
+        """
+        results: list[StatementResult] = []
+        if not statements:
+            return results
+        with self.connect() as conn:
+            if on_connect is not None:
+                on_connect(conn)
+            index = 0
+            try:
+                with conn.cursor() as cur:
+                    for index, statement in enumerate(statements):
+                        if on_statement is not None:
+                            on_statement(index)
+                        started = time.perf_counter_ns()
+                        result = self._execute_one(cur, statement, parameters)
+                        result.duration_ns = time.perf_counter_ns() - started
+                        results.append(result)
+                index = len(statements) - 1
+                conn.commit()
+            except psycopg.Error as exc:
+                conn.rollback()
+                raise WarehouseError(postgres_error_text(exc), index, statements[index], results) from exc
+            except (RedshiftSqlError, CopySourceError, pa.ArrowException, OSError) as exc:
+                conn.rollback()
+                message = str(exc) if str(exc).startswith("ERROR:") else f"ERROR: {exc}"
+                raise WarehouseError(message, index, statements[index], results) from exc
+        return results
+
+    def apply_schema(self, sql_path: Path) -> int:
+        """Apply a Redshift DDL file (sql/001_schema.sql, idempotent) in one transaction; returns
+        the number of statements. An advisory lock keeps two concurrent appliers apart."""
+        statements = split_statements(Path(sql_path).read_text())
+        with self.connect() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('airline_local.apply_schema'))")
+            for statement in statements:
+                try:
+                    conn.execute(to_postgres(statement))
+                except psycopg.Error as exc:
+                    raise WarehouseError(
+                        f"{sql_path}: {postgres_error_text(exc)}", statements.index(statement), statement, []
+                    ) from exc
+        return len(statements)
+
+    def query(self, sql_text: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """One Redshift SELECT, read only: (column names, rows)."""
+        with self.connect() as conn:
+            conn.read_only = True
+            cur = conn.execute(to_postgres(sql_text))
+            if cur.description is None:
+                return [], []
+            return [c.name for c in cur.description], cur.fetchall()
+
+    # -- one statement ----------------------------------------------------------------------
+
+    def _execute_one(
+        self, cur: psycopg.Cursor[Any], statement: str, parameters: dict[str, str] | None
+    ) -> StatementResult:
+        copy = parse_copy(statement)
+        if copy is not None:
+            return StatementResult(statement, rows_affected=self._copy(cur, copy))
+        if parameters is None:
+            cur.execute(to_postgres(statement))
+        else:
+            text, names = to_postgres_parameterized(statement)
+            missing = sorted(set(names) - set(parameters))
+            if missing:
+                raise RedshiftSqlError(f"no value for parameter(s) {', '.join(':' + m for m in missing)}")
+            cur.execute(text, {name: parameters[name] for name in names})
+        if cur.description is None:
+            return StatementResult(statement, rows_affected=cur.rowcount)
+        rows = cur.fetchall()
+        columns = [_column_info(cur, c) for c in cur.description]
+        return StatementResult(statement, rows_affected=len(rows), columns=columns, rows=rows)
+
+    # -- COPY -------------------------------------------------------------------------------
+
+    def _copy(self, cur: psycopg.Cursor[Any], copy: CopyCommand) -> int:
+        table_columns = _table_columns(cur, copy.table)
+        columns = list(copy.columns) or table_columns
+        unknown = [c for c in columns if c not in table_columns]
+        if unknown:
+            raise CopySourceError(f"COPY {copy.table}: no column(s) {', '.join(unknown)} in the table")
+        sources = list(self._source_files(copy.source_uri))
+        target = pgsql.SQL("COPY {table} ({columns}) FROM STDIN (FORMAT csv{delimiter})").format(
+            table=pgsql.SQL(copy.table),  # generated by sqlglot from parsed identifiers
+            columns=pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+            delimiter=pgsql.SQL(", DELIMITER {}").format(pgsql.Literal(copy.options["DELIMITER"]))
+            if copy.format == "CSV" and "DELIMITER" in copy.options
+            else pgsql.SQL(""),
+        )
+        loaded = 0
+        for name, data in sources:
+            chunks = (
+                _parquet_csv_chunks(name, data, len(columns), copy.table)
+                if copy.format == "PARQUET"
+                else _csv_chunks(name, data, copy.options)
+            )
+            try:
+                with cur.copy(target) as pipe:
+                    for chunk in chunks:
+                        pipe.write(chunk)
+            except psycopg.Error as exc:
+                # PostgreSQL's text (it names the line and column) plus the file it came from.
+                raise CopySourceError(f"{postgres_error_text(exc)}\n  File: {name}") from exc
+            loaded += max(cur.rowcount, 0)
+        return loaded
+
+    def _source_files(self, uri: str) -> Iterator[tuple[str, bytes | Path]]:
+        """The objects a COPY loads: every object under the prefix, Spark's markers excepted.
+        Like Redshift, a prefix that matches nothing is an error."""
+        parsed = urlparse(uri)
+        if parsed.scheme == "file":
+            if parsed.netloc not in ("", "localhost"):
+                raise CopySourceError(f"COPY source {uri}: a file URI must name a local path")
+            found = _local_files_under(Path(unquote(parsed.path)), uri)
+        elif parsed.scheme == "s3":
+            if self.read_object is None:
+                raise CopySourceError(f"COPY source {uri}: this warehouse has no S3 reader")
+            objects = self.read_object(uri)
+            if not objects:
+                raise CopySourceError(f"COPY source {uri}: the specified S3 prefix does not exist")
+            found = [
+                (o[0], o[1]) if isinstance(o, tuple) else (f"{uri}#{n}", o) for n, o in enumerate(objects)
+            ]
+        else:
+            raise CopySourceError(f"COPY source {uri}: only s3:// and file:// URIs can be loaded")
+        for name, data in found:
+            if _is_marker_file(name):
+                continue
+            if (isinstance(data, Path) and data.stat().st_size == 0) or (isinstance(data, bytes) and not data):
+                continue
+            yield name, data
+
+
+def _column_info(cur: psycopg.Cursor[Any], column: Any) -> ColumnInfo:
+    info = cur.connection.adapters.types.get(column.type_code)
+    return ColumnInfo(
+        name=column.name,
+        type_name=info.name if info is not None else "unknown",
+        precision=column.precision or column.internal_size or 0,
+        scale=column.scale or 0,
+    )
+
+
+def _table_columns(cur: psycopg.Cursor[Any], table: str) -> list[str]:
+    rows = cur.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum",
+        (table,),
+    ).fetchall()
+    if not rows:
+        raise CopySourceError(f"COPY target {table} does not exist")
+    return [r[0] for r in rows]
+
+
+def _is_marker_file(name: str) -> bool:
+    base = name.rstrip("/").rsplit("/", 1)[-1]
+    return base.startswith(("_", ".")) or base.endswith(".crc") or "/_temporary/" in name
+
+
+def _local_files_under(prefix: Path, uri: str) -> list[tuple[str, Path]]:
+    if prefix.is_dir():
+        files = [p for p in prefix.rglob("*") if p.is_file()]
+    elif prefix.is_file():
+        files = [prefix]
+    else:  # an S3-style key prefix: every file whose path starts with it
+        parent = prefix.parent
+        files = [p for p in parent.rglob("*") if p.is_file() and str(p).startswith(str(prefix))] if parent.is_dir() else []
+    if not files:
+        raise CopySourceError(f"COPY source {uri}: the specified prefix matches no file")
+    return [(str(p), p) for p in sorted(files)]
+
+
+def _as_loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Timestamps as naive UTC microseconds (what Redshift stores for Parquet timestamps)."""
+    arrays = []
+    for column in batch.columns:
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False)
+            if column.type.tz is not None:
+                column = column.cast(pa.timestamp("us"))  # drops the zone, keeps the UTC value
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, table: str) -> Iterator[bytes]:
+    source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
+    try:
+        parquet = pq.ParquetFile(source)
+    except (pa.ArrowException, OSError) as exc:
+        raise CopySourceError(f"COPY {table}: {name} is not a readable Parquet file ({exc})") from exc
+    width = len(parquet.schema_arrow)
+    if width != expected_columns:
+        raise CopySourceError(
+            f"COPY {table}: {name} has {width} columns, the table has {expected_columns} "
+            "(COPY from Parquet maps columns by position)"
+        )
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        out = io.BytesIO()
+        try:
+            pacsv.write_csv(_as_loadable(batch), out, CSV_WRITE_OPTIONS)
+        except pa.ArrowException as exc:
+            raise CopySourceError(f"COPY {table}: {name} has a column type that cannot be loaded ({exc})") from exc
+        yield out.getvalue()
+
+
+def _csv_chunks(name: str, data: bytes | Path, options: dict[str, str | bool]) -> Iterable[bytes]:
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    if options.get("GZIP") or name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    skip = int(options.get("IGNOREHEADER", 0) or 0)
+    for _ in range(skip):
+        newline = raw.find(b"\n")
+        raw = b"" if newline < 0 else raw[newline + 1 :]
+    return [raw]
+
+
+# --------------------------------------------------------------------------------------------
+# Data API
+# --------------------------------------------------------------------------------------------
+
+
+class DataApiError(Exception):
+    """An error the Data API returns: `code` is the AWS error code, `message` its text."""
+
+    code = "InternalServerException"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationException(DataApiError):
+    code = "ValidationException"
+
+
+class ResourceNotFoundException(DataApiError):
+    code = "ResourceNotFoundException"
+
+
+STATEMENT_ID = re.compile(r"^[a-z0-9]{8}(-[a-z0-9]{4}){3}-[a-z0-9]{12}(:\d+)?$")
+PARAMETER_NAME = re.compile(r"^[0-9a-zA-Z_]+$")
+MAX_BATCH_STATEMENTS = 40
+RESULT_PAGE_ROWS = 10_000
+_TARGET_KEYS = ("ClusterIdentifier", "WorkgroupName")
+_ECHOED_KEYS = ("ClusterIdentifier", "WorkgroupName", "Database", "DbUser", "SecretArn")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class _SubStatement:
+    id: str
+    query_string: str
+    created_at: dt.datetime
+    status: str = "SUBMITTED"
+    updated_at: dt.datetime | None = None
+    error: str | None = None
+    result: StatementResult | None = None
+
+    def describe(self) -> dict[str, Any]:
+        result = self.result
+        described: dict[str, Any] = {
+            "Id": self.id,
+            "Status": self.status,
+            "QueryString": self.query_string,
+            "CreatedAt": self.created_at,
+            "UpdatedAt": self.updated_at or self.created_at,
+            "HasResultSet": bool(result and result.has_result_set),
+            "ResultRows": result.rows_affected if result else -1,
+            "ResultSize": _result_size(result) if result else -1,
+            "Duration": result.duration_ns if result else -1,
+            "RedshiftQueryId": 0,
+        }
+        if self.error is not None:
+            described["Error"] = self.error
+        return described
+
+
+@dataclass
+class _Execution:
+    id: str
+    request: dict[str, Any]
+    subs: list[_SubStatement]
+    is_batch: bool
+    parameters: dict[str, str] | None
+    created_at: dt.datetime
+    status: str = "SUBMITTED"
+    updated_at: dt.datetime | None = None
+    error: str | None = None
+    duration_ns: int = -1
+    pid: int = -1
+    connection: psycopg.Connection[Any] | None = None
+
+
+def _result_size(result: StatementResult) -> int:
+    if not result.has_result_set:
+        return 0
+    return sum(len(str(v)) for row in result.rows for v in row if v is not None)
+
+
+def _caused_by_cancel(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, psycopg.errors.QueryCanceled):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _field(value: Any) -> dict[str, Any]:
+    """One value in the Data API's typed-field format (decimals and timestamps as strings)."""
+    if value is None:
+        return {"isNull": True}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"longValue": value}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, decimal.Decimal):
+        return {"stringValue": format(value, "f")}
+    if isinstance(value, dt.datetime):
+        text = value.isoformat(sep=" ")
+        if value.microsecond:
+            head, _, rest = text.partition(".")
+            digits = rest[:6].rstrip("0")
+            text = f"{head}.{digits}{rest[6:]}"
+        return {"stringValue": text.replace("+00:00", "+00")}
+    if isinstance(value, (dt.date, dt.time)):
+        return {"stringValue": value.isoformat()}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"blobValue": bytes(value)}
+    return {"stringValue": str(value)}
+
+
+_TEXT_TYPES = {"varchar", "text", "bpchar", "char", "name"}
+_SIGNED_TYPES = {"int2", "int4", "int8", "numeric", "float4", "float8"}
+
+
+def _column_metadata(column: ColumnInfo) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "label": column.name,
+        "typeName": column.type_name,
+        "isCaseSensitive": column.type_name in _TEXT_TYPES,
+        "isCurrency": False,
+        "isSigned": column.type_name in _SIGNED_TYPES,
+        "nullable": 1,
+        "precision": column.precision,
+        "scale": column.scale,
+        "length": 0,
+        "schemaName": "",
+        "tableName": "",
+    }
+
+
+class DataApiEmulator:
+    """The Redshift Data API (redshift-data) on a local `Warehouse`.
+
+    Each method is an API action in snake_case taking the boto3 request dict and returning the
+    boto3 response dict; errors are DataApiError subclasses carrying the AWS code and message.
+    Statements run in worker threads after the call returns, as on AWS: clients poll
+    describe_statement until FINISHED, FAILED or ABORTED.
+    """
+
+    def __init__(self, warehouse: Warehouse, *, max_workers: int = 4):
+        self.warehouse = warehouse
+        self._executions: dict[str, _Execution] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="redshift-data")
+
+    def close(self) -> None:
+        """Wait for the running statements, then stop the worker threads."""
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def batch_execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+        sqls = params.get("Sqls")
+        if not isinstance(sqls, list) or not sqls or not all(isinstance(s, str) and s.strip() for s in sqls):
+            raise ValidationException("Sqls must be a list of 1 to 40 non-empty SQL statements")
+        if len(sqls) > MAX_BATCH_STATEMENTS:
+            raise ValidationException(f"Sqls holds {len(sqls)} statements; the limit is {MAX_BATCH_STATEMENTS}")
+        self._validate_target(params)
+        return self._submit(params, list(sqls), is_batch=True, parameters=None)
+
+    def execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+        sql_text = params.get("Sql")
+        if not isinstance(sql_text, str) or not sql_text.strip():
+            raise ValidationException("Sql must be a non-empty SQL statement")
+        self._validate_target(params)
+        parameters = self._parameters(params.get("Parameters"))
+        return self._submit(params, [sql_text], is_batch=False, parameters=parameters)
+
+    def describe_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+        execution, sub_index = self._find(params.get("Id"))
+        with self._lock:
+            if sub_index is not None:
+                described = execution.subs[sub_index].describe()
+                described.update(self._echo(execution))
+                return described
+            subs = [s.describe() for s in execution.subs]
+            described = {
+                "Id": execution.id,
+                "Status": execution.status,
+                "CreatedAt": execution.created_at,
+                "UpdatedAt": execution.updated_at or execution.created_at,
+                "Duration": execution.duration_ns,
+                "QueryString": ";\n".join(s.query_string for s in execution.subs),
+                "HasResultSet": any(s["HasResultSet"] for s in subs),
+                "ResultRows": sum(max(s["ResultRows"], 0) for s in subs) if execution.status == "FINISHED" else -1,
+                "ResultSize": sum(max(s["ResultSize"], 0) for s in subs) if execution.status == "FINISHED" else -1,
+                "RedshiftPid": execution.pid,
+                "RedshiftQueryId": 0,
+                **self._echo(execution),
+            }
+            if execution.error is not None:
+                described["Error"] = execution.error
+            if execution.is_batch:
+                described["SubStatements"] = subs
+            if execution.parameters is not None:
+                described["QueryParameters"] = [{"name": k, "value": v} for k, v in execution.parameters.items()]
+            return described
+
+    def get_statement_result(self, params: dict[str, Any]) -> dict[str, Any]:
+        execution, sub_index = self._find(params.get("Id"))
+        with self._lock:
+            if sub_index is None:
+                if execution.is_batch and len(execution.subs) > 1:
+                    raise ValidationException(
+                        f"{execution.id} is a batch: get the result of one of its statements, "
+                        f"{execution.id}:1 to {execution.id}:{len(execution.subs)}"
+                    )
+                sub_index = 0
+            sub = execution.subs[sub_index]
+            if sub.status != "FINISHED":
+                raise ValidationException(
+                    f"Query {sub.id} is {sub.status}, not FINISHED: check its status with DescribeStatement"
+                )
+            result = sub.result
+        if result is None or not result.has_result_set:
+            raise ValidationException("Query does not have result. Please check query status with DescribeStatement.")
+        offset = self._page_offset(params.get("NextToken"))
+        page = result.rows[offset : offset + RESULT_PAGE_ROWS]
+        response: dict[str, Any] = {
+            "ColumnMetadata": [_column_metadata(c) for c in result.columns or []],
+            "Records": [[_field(v) for v in row] for row in page],
+            "TotalNumRows": len(result.rows),
+        }
+        if offset + RESULT_PAGE_ROWS < len(result.rows):
+            response["NextToken"] = base64.urlsafe_b64encode(str(offset + RESULT_PAGE_ROWS).encode()).decode()
+        return response
+
+    def cancel_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+        execution, _ = self._find(params.get("Id"))
+        with self._lock:
+            if execution.status == "SUBMITTED":
+                self._finish(execution, "ABORTED", error="Query was cancelled")
+                return {"Status": True}
+            connection = execution.connection if execution.status in ("PICKED", "STARTED") else None
+        if connection is None:
+            raise ValidationException(f"Could not cancel a query that is already in {execution.status} state.")
+        connection.cancel_safe()
+        return {"Status": True}
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _submit(
+        self, params: dict[str, Any], sqls: list[str], *, is_batch: bool, parameters: dict[str, str] | None
+    ) -> dict[str, Any]:
+        execution_id = str(uuid.uuid4())
+        created = _now()
+        subs = [_SubStatement(f"{execution_id}:{n}", s, created) for n, s in enumerate(sqls, start=1)]
+        execution = _Execution(execution_id, dict(params), subs, is_batch, parameters, created)
+        with self._lock:
+            self._executions[execution_id] = execution
+        self._pool.submit(self._run, execution)
+        return {"Id": execution_id, "CreatedAt": created, **self._echo(execution)}
+
+    def _run(self, execution: _Execution) -> None:
+        with self._lock:
+            if execution.status != "SUBMITTED":
+                return  # cancelled before it started
+            execution.status = "STARTED"
+            execution.updated_at = _now()
+        started = time.perf_counter_ns()
+
+        def connected(conn: psycopg.Connection[Any]) -> None:
+            with self._lock:
+                execution.connection = conn
+                execution.pid = conn.info.backend_pid
+
+        def statement_started(index: int) -> None:
+            with self._lock:
+                execution.subs[index].status = "STARTED"
+                execution.subs[index].updated_at = _now()
+
+        try:
+            results = self.warehouse.execute_batch(
+                [s.query_string for s in execution.subs],
+                parameters=execution.parameters,
+                on_connect=connected,
+                on_statement=statement_started,
+            )
+        except WarehouseError as exc:
+            cancelled = _caused_by_cancel(exc)
+            with self._lock:
+                for sub, result in zip(execution.subs, exc.results):
+                    sub.result = result
+                    sub.status = "FINISHED"
+                failed = execution.subs[exc.index]
+                failed.status = "ABORTED" if cancelled else "FAILED"
+                failed.error = exc.message
+                for sub in execution.subs[exc.index + 1 :]:
+                    sub.status = "ABORTED"
+                self._finish(execution, "ABORTED" if cancelled else "FAILED", exc.message, started)
+        except Exception as exc:  # the warehouse is unreachable, or a bug: report, never hang
+            message = f"ERROR: {type(exc).__name__}: {exc}"
+            with self._lock:
+                for sub in execution.subs:
+                    if sub.status in ("SUBMITTED", "STARTED"):
+                        sub.status, sub.error = "FAILED", message
+                self._finish(execution, "FAILED", message, started)
+        else:
+            with self._lock:
+                for sub, result in zip(execution.subs, results):
+                    sub.result, sub.status = result, "FINISHED"
+                self._finish(execution, "FINISHED", None, started)
+
+    def _finish(self, execution: _Execution, status: str, error: str | None, started: int | None = None) -> None:
+        now = _now()
+        execution.status = status
+        execution.error = error
+        execution.updated_at = now
+        execution.connection = None
+        if started is not None:
+            execution.duration_ns = time.perf_counter_ns() - started
+        for sub in execution.subs:
+            if sub.status == "SUBMITTED":
+                sub.status = "ABORTED"
+            sub.updated_at = now
+
+    # -- validation -------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate_target(params: dict[str, Any]) -> None:
+        if params.get("SessionId") is not None:
+            raise ValidationException("SessionId is not supported by the local Data API")
+        if not params.get("Database"):
+            raise ValidationException("Database is required")
+        targets = [k for k in _TARGET_KEYS if params.get(k)]
+        if len(targets) != 1:
+            raise ValidationException("Exactly one of ClusterIdentifier or WorkgroupName must be given")
+
+    @staticmethod
+    def _parameters(raw: Any) -> dict[str, str] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or not raw:
+            raise ValidationException("Parameters must be a non-empty list of {name, value}")
+        parameters: dict[str, str] = {}
+        for item in raw:
+            name, value = (item.get("name"), item.get("value")) if isinstance(item, dict) else (None, None)
+            if not isinstance(name, str) or not PARAMETER_NAME.match(name) or not isinstance(value, str):
+                raise ValidationException(f"invalid parameter {item!r}: name must match [0-9a-zA-Z_]+, value a string")
+            if name in parameters:
+                raise ValidationException(f"parameter {name} is given twice")
+            parameters[name] = value
+        return parameters
+
+    def _find(self, statement_id: Any) -> tuple[_Execution, int | None]:
+        if not isinstance(statement_id, str) or not STATEMENT_ID.match(statement_id):
+            raise ValidationException(f"Id {statement_id!r} is not a statement id (a UUID, optionally with :<n>)")
+        base, _, suffix = statement_id.partition(":")
+        with self._lock:
+            execution = self._executions.get(base)
+        if execution is None:
+            raise ResourceNotFoundException(f"Query {statement_id} does not exist")
+        if not suffix:
+            return execution, None
+        number = int(suffix)
+        if not 1 <= number <= len(execution.subs):
+            raise ResourceNotFoundException(f"Query {statement_id} does not exist")
+        return execution, number - 1
+
+    @staticmethod
+    def _page_offset(token: Any) -> int:
+        if token is None:
+            return 0
+        try:
+            return int(base64.urlsafe_b64decode(str(token).encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationException("NextToken is not valid") from None
+
+    @staticmethod
+    def _echo(execution: _Execution) -> dict[str, Any]:
+        return {k: execution.request[k] for k in _ECHOED_KEYS if execution.request.get(k)}

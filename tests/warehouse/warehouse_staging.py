@@ -1,0 +1,141 @@
+"""Staged Parquet in the Glue job's layout and helpers shared by the warehouse tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from airline_local.redshift_data import Warehouse
+from airline_local.redshift_sql import split_statements
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_SQL = REPO / "sql" / "001_schema.sql"
+LOAD_SQL = REPO / "sql" / "load_bookings.sql"
+IAM_ROLE = "arn:aws:iam::123456789012:role/airline-redshift-copy"
+UTC = dt.timezone.utc
+T0 = dt.datetime(2024, 1, 10, 8, 0, tzinfo=UTC)  # a default updated_at
+
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")  # how Spark's Parquet timestamps read back
+BOOKINGS_SCHEMA = pa.schema(
+    [
+        ("booking_id", pa.string()),
+        ("booking_time", TIMESTAMP_UTC),
+        ("updated_at", TIMESTAMP_UTC),
+        ("passenger_id", pa.string()),
+        ("carrier_code", pa.string()),
+        ("flight_number", pa.int16()),
+        ("origin", pa.string()),
+        ("destination", pa.string()),
+        ("departure_time", pa.timestamp("us")),  # local wall-clock time at the origin
+        ("cabin_class", pa.string()),
+        ("fare_amount", pa.decimal128(12, 2)),
+        ("currency", pa.string()),
+        ("num_passengers", pa.int16()),
+        ("booking_status", pa.string()),
+        ("sales_channel", pa.string()),
+        ("origin_city", pa.string()),
+        ("origin_country", pa.string()),
+        ("destination_city", pa.string()),
+        ("destination_country", pa.string()),
+        ("distance_km", pa.float64()),
+        ("is_international", pa.bool_()),
+        ("departure_time_utc", TIMESTAMP_UTC),
+        ("lead_time_days", pa.int32()),
+        ("source_file", pa.string()),
+        ("execution_id", pa.string()),
+        ("ingested_at", TIMESTAMP_UTC),
+    ]
+)
+AIRPORTS_SCHEMA = pa.schema(
+    [
+        ("iata_code", pa.string()),
+        ("icao_code", pa.string()),
+        ("name", pa.string()),
+        ("city", pa.string()),
+        ("subdivision", pa.string()),
+        ("country", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("time_zone", pa.string()),
+    ]
+)
+RUN_SCHEMA = pa.schema(
+    [
+        ("execution_id", pa.string()),
+        ("source_file", pa.string()),
+        ("rows_read", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("rows_duplicate", pa.int64()),
+        ("quarantine_uri", pa.string()),
+        ("started_at", TIMESTAMP_UTC),
+    ]
+)
+AIRPORTS = [
+    {"iata_code": "CDG", "icao_code": "LFPG", "name": "Charles de Gaulle International Airport", "city": "Paris",
+     "subdivision": "Ile-de-France", "country": "FR", "latitude": 49.0128, "longitude": 2.55, "time_zone": "Europe/Paris"},
+    {"iata_code": "JFK", "icao_code": "KJFK", "name": "John F Kennedy International Airport", "city": "New York",
+     "subdivision": "New York", "country": "US", "latitude": 40.6398, "longitude": -73.7789,
+     "time_zone": "America/New_York"},
+]
+
+
+def booking(booking_id: str, updated_at: dt.datetime, **overrides: Any) -> dict[str, Any]:
+    """One staged booking row (the enriched shape the Glue job writes)."""
+    row = {
+        "booking_id": booking_id,
+        "booking_time": dt.datetime(2024, 1, 5, 9, 30, tzinfo=UTC),
+        "updated_at": updated_at,
+        "passenger_id": f"P-{booking_id}",
+        "carrier_code": "AF",
+        "flight_number": 22,
+        "origin": "CDG",
+        "destination": "JFK",
+        "departure_time": dt.datetime(2024, 3, 1, 10, 15),
+        "cabin_class": "ECONOMY",
+        "fare_amount": decimal.Decimal("512.40"),
+        "currency": "EUR",
+        "num_passengers": 1,
+        "booking_status": "CONFIRMED",
+        "sales_channel": "WEB",
+        "origin_city": "Paris",
+        "origin_country": "FR",
+        "destination_city": "New York",
+        "destination_country": "US",
+        "distance_km": 5837.2,
+        "is_international": True,
+        "departure_time_utc": dt.datetime(2024, 3, 1, 9, 15, tzinfo=UTC),
+        "lead_time_days": 55,
+        "source_file": "s3://raw/raw/bookings/day1.csv",
+        "execution_id": "exec-1",
+        "ingested_at": dt.datetime(2024, 1, 6, 0, 0, tzinfo=UTC),
+    }
+    row.update(overrides)
+    return row
+
+
+def write_parquet(directory: Path, schema: pa.Schema, rows: list[dict[str, Any]], *, spark_markers: bool = True) -> None:
+    """Parquet as Spark leaves it: a part file, plus the _SUCCESS and .crc files COPY must skip."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    pq.write_table(table, directory / "part-00000-0000.snappy.parquet")
+    if spark_markers:
+        (directory / "_SUCCESS").write_bytes(b"")
+        (directory / ".part-00000-0000.snappy.parquet.crc").write_bytes(b"crc\x00garbage")
+
+
+def load_statements(staging_uri: str, role: str = IAM_ROLE) -> list[str]:
+    """sql/load_bookings.sql split into statements with the job's placeholders filled."""
+    text = LOAD_SQL.read_text().replace("{staging_uri}", staging_uri).replace("{iam_role}", role)
+    return split_statements(text)
+
+
+
+def fetch(warehouse: Warehouse, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(warehouse.dsn, options="-c TimeZone=UTC") as conn:
+        return conn.execute(query, params).fetchall()
