@@ -1,0 +1,1 @@
+"""AWS CDK app of the airline booking pipeline (one stack, one construct module per concern)."""

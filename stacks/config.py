@@ -1,0 +1,232 @@
+"""The stack's configuration: read once from CDK context into a typed, frozen object.
+
+Every key has a documented default here; cdk.json repeats the defaults so that users see them
+(a test keeps the two in step). Context values given on the command line (`-c key=value`) arrive
+as strings, so every reader accepts the string form too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # importing constructs starts jsii: only the CDK app needs it
+    from constructs import Node
+
+WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{2,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or inconsistent; the message names the key."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Typed view of the cdk.json context (camelCase keys there, snake_case here)."""
+
+    # Notifications
+    notification_emails: tuple[str, ...] = ()
+    # Orchestration: how often and how many times the state machine polls a running crawler.
+    crawler_poll_interval_seconds: int = 30
+    crawler_max_polls: int = 60
+    # EventBridge → Step Functions delivery
+    event_retry_attempts: int = 8
+    event_max_age_hours: int = 24
+    # Glue job
+    glue_worker_type: str = "G.1X"
+    glue_number_of_workers: int = 2
+    glue_flex: bool = False
+    glue_job_timeout_minutes: int = 60
+    glue_max_concurrent_runs: int = 5
+    max_reject_ratio: float = 0.1
+    airportsdata_version: str = "20260905"
+    # Redshift: a new Serverless namespace + workgroup, unless an existing one is named.
+    redshift_database: str = "dev"
+    redshift_namespace_name: str = "airline-bookings"
+    redshift_workgroup_name: str = "airline-bookings"
+    redshift_base_capacity: int = 8
+    redshift_vpc_cidr: str = "10.40.0.0/16"
+    existing_redshift_workgroup_name: str = ""
+    existing_redshift_workgroup_id: str = ""
+    existing_redshift_cluster_id: str = ""
+    existing_redshift_db_user: str = ""
+    existing_redshift_admin_secret_arn: str = ""
+    # Storage and logs
+    staging_expiration_days: int = 7
+    quarantine_expiration_days: int = 90
+    noncurrent_version_expiration_days: int = 30
+    access_log_expiration_days: int = 365
+    log_retention_days: int = 365
+    retain_data: bool = True
+
+    # -- derived views ------------------------------------------------------------------------
+    @property
+    def redshift_mode(self) -> str:
+        """'serverless' (created by the stack), 'existing-serverless' or 'existing-cluster'."""
+        if self.existing_redshift_cluster_id:
+            return "existing-cluster"
+        if self.existing_redshift_workgroup_name:
+            return "existing-serverless"
+        return "serverless"
+
+    @property
+    def creates_redshift(self) -> bool:
+        return self.redshift_mode == "serverless"
+
+    @property
+    def workgroup_name(self) -> str:
+        """The workgroup the job talks to ('' in cluster mode)."""
+        if self.redshift_mode == "existing-cluster":
+            return ""
+        return self.existing_redshift_workgroup_name or self.redshift_workgroup_name
+
+
+# camelCase context key -> (field name, parser)
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def context_key(field_name: str) -> str:
+    """The cdk.json context key of a PipelineConfig field."""
+    return _camel(field_name)
+
+
+def _parse_int(key: str, value: Any, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context '{key}': expected an integer, got {value!r}") from None
+    if isinstance(value, bool) or number < minimum:
+        raise ConfigError(f"context '{key}': expected an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"context '{key}': expected true or false, got {value!r}")
+
+
+def _parse_str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"context '{key}': expected a string, got {value!r}")
+    return value.strip()
+
+
+def _parse_ratio(key: str, value: Any) -> float:
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context '{key}': expected a number, got {value!r}") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"context '{key}': expected a ratio between 0 and 1, got {value!r}")
+    return ratio
+
+
+def _parse_emails(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # -c notificationEmails='["a@b.c"]' or a comma-separated list
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"context '{key}': expected a list of e-mail addresses, got {value!r}")
+    emails = tuple(str(v).strip() for v in value)
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise ConfigError(f"context '{key}': {email!r} is not an e-mail address")
+    return emails
+
+
+_MIN_ONE = {
+    "crawler_poll_interval_seconds", "crawler_max_polls", "glue_number_of_workers",
+    "glue_job_timeout_minutes", "glue_max_concurrent_runs", "event_max_age_hours",
+    "staging_expiration_days", "quarantine_expiration_days", "noncurrent_version_expiration_days",
+    "access_log_expiration_days", "log_retention_days", "redshift_base_capacity",
+}
+
+
+def _parser_for(field_name: str, default: Any) -> Callable[[str, Any], Any]:
+    if field_name == "notification_emails":
+        return _parse_emails
+    if field_name == "max_reject_ratio":
+        return _parse_ratio
+    if isinstance(default, bool):
+        return _parse_bool
+    if isinstance(default, int):
+        minimum = 1 if field_name in _MIN_ONE else 0
+        return lambda key, value: _parse_int(key, value, minimum)
+    return _parse_str
+
+
+def config_from_context(context: Mapping[str, Any]) -> PipelineConfig:
+    """Build and validate the configuration from a plain mapping of context values."""
+    values: dict[str, Any] = {}
+    for f in fields(PipelineConfig):
+        key = context_key(f.name)
+        if key in context and context[key] is not None:
+            values[f.name] = _parser_for(f.name, f.default)(key, context[key])
+    config = PipelineConfig(**values)
+    _validate(config)
+    return config
+
+
+def config_from_node(node: Node) -> PipelineConfig:
+    """Read every known key from a construct's context (cdk.json, -c, or App(context=...))."""
+    context = {}
+    for f in fields(PipelineConfig):
+        value = node.try_get_context(context_key(f.name))
+        if value is not None:
+            context[context_key(f.name)] = value
+    return config_from_context(context)
+
+
+def default_context() -> dict[str, Any]:
+    """The documented defaults as cdk.json context (JSON-ready)."""
+    out: dict[str, Any] = {}
+    for f in fields(PipelineConfig):
+        out[context_key(f.name)] = list(f.default) if isinstance(f.default, tuple) else f.default
+    return out
+
+
+def _validate(config: PipelineConfig) -> None:
+    if config.glue_worker_type not in WORKER_TYPES:
+        raise ConfigError(
+            f"context 'glueWorkerType': {config.glue_worker_type!r} is not one of {', '.join(WORKER_TYPES)}"
+        )
+    if config.glue_flex and config.glue_worker_type not in ("G.1X", "G.2X"):
+        raise ConfigError("context 'glueFlex': Flex runs only on G.1X or G.2X workers")
+    for name in ("redshift_namespace_name", "redshift_workgroup_name"):
+        if not _NAME.match(getattr(config, name)):
+            raise ConfigError(
+                f"context '{context_key(name)}': {getattr(config, name)!r} must be 3-64 characters "
+                "of lower-case letters, digits and hyphens, starting with a letter"
+            )
+    if config.existing_redshift_cluster_id and config.existing_redshift_workgroup_name:
+        raise ConfigError(
+            "context: set either 'existingRedshiftClusterId' or 'existingRedshiftWorkgroupName', not both"
+        )
+    if config.redshift_mode == "existing-cluster" and not config.existing_redshift_db_user:
+        raise ConfigError(
+            "context 'existingRedshiftDbUser': required with 'existingRedshiftClusterId' "
+            "(the database user the Glue job connects as)"
+        )
+    if config.redshift_mode == "existing-serverless" and not config.existing_redshift_workgroup_id:
+        raise ConfigError(
+            "context 'existingRedshiftWorkgroupId': required with 'existingRedshiftWorkgroupName' "
+            "(the workgroup id from its ARN, used to scope IAM permissions)"
+        )
+    if not config.creates_redshift and not config.existing_redshift_admin_secret_arn:
+        raise ConfigError(
+            "context 'existingRedshiftAdminSecretArn': required with an existing Redshift "
+            "(a Secrets Manager secret of a user allowed to create the schema and grant on it)"
+        )
+    if config.crawler_poll_interval_seconds * config.crawler_max_polls > 24 * 3600:
+        raise ConfigError(
+            "context 'crawlerPollIntervalSeconds' x 'crawlerMaxPolls' exceeds one day of polling"
+        )

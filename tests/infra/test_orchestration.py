@@ -1,0 +1,226 @@
+"""The state machine (states, integrations, retries, catches), the EventBridge rule, the DLQ and
+the alarms, read from the synthesized template."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.template_helpers import only, policy_statements, render, resources_of, state_machine_definition
+
+CONTRACT_STATES = {
+    "Start crawler", "Wait for crawler", "Get crawler", "Crawler finished?", "Count poll",
+    "Too many polls?", "Crawl succeeded?", "Run ETL job", "Job succeeded?", "Read run summary",
+    "Notify success", "Succeeded", "Notify failure", "Failed",
+}
+TASKS = ("Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
+
+
+@pytest.fixture(scope="module")
+def states(template_json):
+    definition = state_machine_definition(template_json)
+    assert definition["StartAt"] == "Start crawler"
+    return definition["States"]
+
+
+def _crawler_ref(template_json):
+    logical_id, _ = only(template_json, "AWS::Glue::Crawler")
+    return f"<{logical_id}>"
+
+
+def test_state_names_are_the_contract_plus_failure_passes(states):
+    assert CONTRACT_STATES <= set(states)
+    extra = set(states) - CONTRACT_STATES
+    assert extra and all(states[name]["Type"] == "Pass" for name in extra)
+    assert all(states[name]["Next"] == "Notify failure" for name in extra)
+
+
+def test_start_crawler_is_an_sdk_call_that_waits_when_the_crawler_is_busy(states, template_json):
+    start = states["Start crawler"]
+    assert start["Resource"].endswith(":states:::aws-sdk:glue:startCrawler")
+    assert start["Parameters"] == {"Name": _crawler_ref(template_json)}
+    assert start["Next"] == "Wait for crawler"
+    assert start["Assign"] == {"polls": 0}
+    busy, anything = start["Catch"]
+    assert busy["ErrorEquals"] == ["Glue.CrawlerRunningException"] and busy["Next"] == "Wait for crawler"
+    assert busy["Assign"] == {"polls": 0}
+    assert anything["ErrorEquals"] == ["States.ALL"] and anything["Next"] == "Start crawler failed"
+
+
+def test_polling_loop_is_bounded_and_reads_last_crawl_only_when_ready(states, template_json):
+    assert states["Wait for crawler"] == {"Type": "Wait", "Seconds": 30, "Next": "Get crawler"}
+    get = states["Get crawler"]
+    assert get["Resource"].endswith(":states:::aws-sdk:glue:getCrawler")
+    assert get["Parameters"] == {"Name": _crawler_ref(template_json)}
+    assert get["ResultPath"] == "$.crawler"  # the event stays at the root
+    finished = states["Crawler finished?"]
+    busy_rule, ready_rule = finished["Choices"]
+    assert {c["StringEquals"] for c in busy_rule["Or"]} == {"RUNNING", "STOPPING"}
+    assert busy_rule["Next"] == "Count poll"
+    assert ready_rule == {"Variable": "$.crawler.Crawler.State", "StringEquals": "READY", "Next": "Crawl succeeded?"}
+    assert "LastCrawl" not in str(finished)
+    assert finished["Default"] == "Crawler not ready"
+    assert states["Count poll"]["Assign"] == {"polls.$": "States.MathAdd($polls, 1)"}
+    too_many = states["Too many polls?"]
+    assert too_many["Choices"] == [
+        {"Variable": "$polls", "NumericGreaterThanEquals": 60, "Next": "Crawler timed out"}
+    ]
+    assert too_many["Default"] == "Wait for crawler"
+    succeeded = states["Crawl succeeded?"]
+    ok = succeeded["Choices"][0]
+    assert ok["Next"] == "Run ETL job"
+    assert {"Variable": "$.crawler.Crawler.LastCrawl.Status", "IsPresent": True} in ok["And"]
+    assert {"Variable": "$.crawler.Crawler.LastCrawl.Status", "StringEquals": "SUCCEEDED"} in ok["And"]
+    assert succeeded["Choices"][1]["Next"] == "Crawl failed"
+    assert succeeded["Default"] == "Crawler not ready"
+
+
+def test_job_runs_synchronously_with_the_object_uri_and_execution_name(states, template_json):
+    job_id, _ = only(template_json, "AWS::Glue::Job")
+    run = states["Run ETL job"]
+    assert run["Resource"].endswith(":states:::glue:startJobRun.sync")
+    assert run["Parameters"] == {
+        "JobName": f"<{job_id}>",
+        "Arguments": {
+            "--source_uri.$": "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)",
+            "--execution_id.$": "$$.Execution.Name",
+        },
+    }
+    assert run["ResultPath"] == "$.job" and run["Next"] == "Job succeeded?"
+    retried = {e for r in run["Retry"] for e in r["ErrorEquals"]}
+    assert {"Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.OperationTimeoutException"} <= retried
+    for retry in run["Retry"]:
+        assert retry["BackoffRate"] >= 2 and retry["MaxAttempts"] >= 3 and retry["JitterStrategy"] == "FULL"
+    assert "States.TaskFailed" not in retried  # a failed job is reported, not blindly re-run
+    choice = states["Job succeeded?"]
+    assert choice["Choices"] == [{"Variable": "$.job.JobRunState", "StringEquals": "SUCCEEDED", "Next": "Read run summary"}]
+    assert choice["Default"] == "Job did not succeed"
+
+
+def test_run_summary_is_read_from_runs_prefix_and_parsed(states, template_json):
+    bucket_id = next(k for k in resources_of(template_json, "AWS::S3::Bucket") if k.startswith("StorageRawBucket"))
+    read = states["Read run summary"]
+    assert read["Resource"].endswith(":states:::aws-sdk:s3:getObject")
+    assert read["Parameters"] == {
+        "Bucket": f"<{bucket_id}>",
+        "Key.$": "States.Format('runs/{}.json', $$.Execution.Name)",
+    }
+    assert read["ResultSelector"] == {"summary.$": "States.StringToJson($.Body)"}
+    assert read["ResultPath"] == "$.run"
+
+
+def test_success_message_names_the_file_and_every_count(states, template_json):
+    topic_id, _ = only(template_json, "AWS::SNS::Topic")
+    notify = states["Notify success"]
+    assert notify["Resource"].endswith(":states:::sns:publish")
+    assert notify["Parameters"]["TopicArn"] == f"<{topic_id}>"
+    message = notify["Parameters"]["Message.$"]
+    assert message.startswith("States.Format(")
+    for field in ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
+                  "rows_unchanged", "quarantine_uri", "duration_seconds"):
+        assert f"{field}={{}}" in message and f"$.run.summary.{field}" in message
+    assert "$.detail.bucket.name, $.detail.object.key" in message
+    assert notify["Next"] == "Succeeded" and states["Succeeded"]["Type"] == "Succeed"
+
+
+def test_failure_message_names_file_step_error_and_cause(states):
+    notify = states["Notify failure"]
+    message = notify["Parameters"]["Message.$"]
+    for path in ("$.detail.bucket.name", "$.detail.object.key", "$.failure.step", "$.failure.error", "$.failure.cause"):
+        assert path in message
+    assert notify["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+    assert notify["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "Failed"}]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_catches_everything_into_the_failure_path(states, task):
+    catch_all = [c for c in states[task]["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+    assert len(catch_all) == 1
+    target = catch_all[0]["Next"]
+    if task == "Notify failure":
+        assert target == "Failed"
+        return
+    assert states[target]["Type"] == "Pass"
+    assert states[target]["Parameters"]["step"] == task
+    assert states[target]["Parameters"]["error.$"] == "$.error.Error"
+    assert states[target]["Parameters"]["cause.$"] == "$.error.Cause"
+    assert states[target]["ResultPath"] == "$.failure"
+    assert catch_all[0]["ResultPath"] == "$.error"  # never overwrite the event
+
+
+@pytest.mark.parametrize("task", ["Start crawler", "Get crawler", "Run ETL job"])
+def test_glue_calls_retry_throttling_with_backoff(states, task):
+    retry = next(r for r in states[task]["Retry"] if "Glue.ThrottlingException" in r["ErrorEquals"])
+    assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] == 6 and retry["MaxDelaySeconds"] == 300
+
+
+def test_choice_failures_describe_the_step(states):
+    assert states["Crawl failed"]["Parameters"]["error"] == "CrawlFailed"
+    assert "LastCrawl" in states["Crawl failed"]["Parameters"]["cause.$"]
+    assert states["Crawler timed out"]["Parameters"]["error"] == "CrawlerTimeout"
+    assert "$polls" in states["Crawler timed out"]["Parameters"]["cause.$"]
+    assert states["Job did not succeed"]["Parameters"]["step"] == "Run ETL job"
+
+
+def test_state_machine_is_standard_with_logging_and_tracing(template_json):
+    machine = [r["Properties"] for r in resources_of(template_json, "AWS::StepFunctions::StateMachine").values()
+               if r["Properties"].get("TracingConfiguration")][0]
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    log_group = machine["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    group = template_json["Resources"][log_group["Fn::GetAtt"][0]]["Properties"]
+    assert "KmsKeyId" in group and group["RetentionInDays"] == 365
+
+
+def test_state_machine_role_is_scoped_to_project_resources(template_json):
+    machine_id, machine = [(k, r["Properties"]) for k, r in resources_of(template_json, "AWS::StepFunctions::StateMachine").items()
+                           if r["Properties"].get("TracingConfiguration")][0]
+    role_id = machine["RoleArn"]["Fn::GetAtt"][0]
+    by_action = {}
+    for statement in policy_statements(template_json, role_id):
+        for action in statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]:
+            by_action.setdefault(action, []).extend(
+                render(r) for r in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+            )
+    crawler_id, _ = only(template_json, "AWS::Glue::Crawler")
+    job_id, _ = only(template_json, "AWS::Glue::Job")
+    assert by_action["glue:StartCrawler"] == by_action["glue:GetCrawler"]
+    assert all(r.endswith(f":crawler/<{crawler_id}>") for r in by_action["glue:StartCrawler"])
+    assert all(r.endswith(f":job/<{job_id}>") for r in by_action["glue:StartJobRun"])
+    assert all(r.endswith("/runs/*") for r in by_action["s3:GetObject"])
+    assert all("Topic" in r for r in by_action["sns:Publish"])
+    assert "s3:*" not in by_action and "glue:*" not in by_action
+
+
+def test_rule_matches_csv_uploads_under_raw_bookings_and_targets_the_state_machine(template_json):
+    _, rule = only(template_json, "AWS::Events::Rule")
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert render(pattern["detail"]["bucket"]["name"][0]).startswith("<StorageRawBucket")
+    assert pattern["detail"]["object"]["key"] == [
+        {"wildcard": "raw/bookings/*.csv"},
+        {"wildcard": "raw/bookings/*.csv.gz"},
+    ]
+    (target,) = rule["Targets"]
+    assert render(target["Arn"]).startswith("<OrchestrationStateMachine")
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 8}
+    dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    queue = template_json["Resources"][dlq]
+    assert queue["Type"] == "AWS::SQS::Queue" and queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_s3_sends_events_to_eventbridge(template_json):
+    _, notification = only(template_json, "Custom::S3BucketNotifications")
+    assert notification["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+
+
+def test_alarms_on_failed_timed_out_and_throttled_executions_notify_the_topic(template_json):
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in resources_of(template_json, "AWS::CloudWatch::Alarm").values()}
+    topic_id, _ = only(template_json, "AWS::SNS::Topic")
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionThrottled"):
+        alarm = alarms[metric]
+        assert alarm["Namespace"] == "AWS/States"
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert render(alarm["Dimensions"][0]["Value"]).startswith("<OrchestrationStateMachine")
+    assert alarms["ApproximateNumberOfMessagesVisible"]["AlarmActions"] == [{"Ref": topic_id}]

@@ -1,0 +1,81 @@
+"""A snapshot of the template (asset hashes normalized), and the two ways users synthesize:
+`npx cdk synth` with the project's own CLI, and `python app.py`, both offline without credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import PROJECT_ROOT, STACK_NAME
+from tests.infra.template_helpers import state_machine_definition
+
+SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / f"{STACK_NAME}.template.json"
+_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def normalized(template: dict) -> str:
+    """Template text with content hashes (assets, schema hash) replaced: stable across edits of the
+    Glue script or handler code, sensitive to every resource and property."""
+    return _HASH.sub("<hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
+
+
+def test_template_matches_the_snapshot(template_json):
+    text = normalized(template_json)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.is_file(), f"no snapshot yet: run UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert text == SNAPSHOT.read_text(), (
+        "the template changed; review the diff and refresh with UPDATE_SNAPSHOTS=1 pytest tests/infra"
+    )
+
+
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # cdk.json runs python3
+        HOME=str(tmp_path),  # no ~/.aws
+        AWS_EC2_METADATA_DISABLED="true",
+        CDK_DISABLE_VERSION_CHECK="1",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+    )
+    return env
+
+
+def test_npx_cdk_synth_uses_the_project_cli_offline(tmp_path):
+    cli = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "node_modules is missing: run `npm ci` in the project root first"
+    assert shutil.which("npx"), "npx (Node.js) is not installed"
+    pinned = json.loads((PROJECT_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    version = subprocess.run(["npx", "--no-install", "cdk", "--version"], cwd=PROJECT_ROOT, env=_offline_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert version.stdout.startswith(pinned), version.stdout + version.stderr
+    out = tmp_path / "cdk.out"
+    result = subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "--no-notices", "--quiet", "--output", str(out),
+         "-c", "crawlerPollIntervalSeconds=1"],
+        cwd=PROJECT_ROOT, env=_offline_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No notification e-mail addresses are configured" in result.stdout + result.stderr
+    template = json.loads((out / f"{STACK_NAME}.template.json").read_text())
+    # -c values override cdk.json (as strings) — local mode synthesizes with a 1 s poll.
+    assert state_machine_definition(template)["States"]["Wait for crawler"]["Seconds"] == 1
+
+
+def test_python_app_synthesizes_offline(tmp_path, template_json):
+    out = tmp_path / "cdk.out"
+    env = _offline_env(tmp_path) | {"CDK_OUTDIR": str(out)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "end-of-life" not in result.stderr  # the jsii banner is silenced
+    template = json.loads((out / f"{STACK_NAME}.template.json").read_text())
+    assert normalized(template) == normalized(template_json)

@@ -1,0 +1,147 @@
+"""Redshift Serverless, its VPC, the COPY role and the schema custom resource (template + the
+handler's pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.schema_handler import handler
+from tests.infra.template_helpers import as_list, only, policy_statements, render, resources_of
+
+
+def test_namespace_gets_credentials_by_dynamic_reference_only(template_json):
+    _, namespace = only(template_json, "AWS::RedshiftServerless::Namespace")
+    password = render(namespace["AdminUserPassword"])
+    assert password.startswith("{{resolve:secretsmanager:<WarehouseAdminSecret") and password.endswith(":SecretString:password::}}")
+    assert namespace["DbName"] == "dev" and namespace["NamespaceName"] == "airline-bookings"
+    assert render(namespace["KmsKeyId"]).startswith("<StorageDataKey")
+    copy_role = render(namespace["DefaultIamRoleArn"])
+    assert copy_role.startswith("<WarehouseCopyRole") and [render(r) for r in namespace["IamRoles"]] == [copy_role]
+    _, secret = only(template_json, "AWS::SecretsManager::Secret")
+    generator = secret["GenerateSecretString"]
+    assert generator["GenerateStringKey"] == "password" and "password" not in generator["SecretStringTemplate"]
+    # No literal password anywhere in the template.
+    assert "AdminUserPassword" not in str({k: v for k, v in namespace.items() if k != "AdminUserPassword"})
+
+
+def test_workgroup_is_private_in_three_isolated_subnets_of_its_own_vpc(template_json):
+    _, workgroup = only(template_json, "AWS::RedshiftServerless::Workgroup")
+    assert workgroup["PubliclyAccessible"] is False and workgroup["EnhancedVpcRouting"] is True
+    assert workgroup["WorkgroupName"] == "airline-bookings" and workgroup["BaseCapacity"] == 8
+    subnets = {s["Ref"] for s in workgroup["SubnetIds"]}
+    assert len(subnets) == 3
+    resources = template_json["Resources"]
+    for subnet in subnets:
+        assert resources[subnet]["Properties"]["MapPublicIpOnLaunch"] is False
+        tags = {t["Key"]: t["Value"] for t in resources[subnet]["Properties"]["Tags"]}
+        assert tags["aws-cdk:subnet-type"] == "Isolated"
+    assert len({render(resources[s]["Properties"]["AvailabilityZone"]) for s in subnets}) == 3
+    assert resources_of(template_json, "AWS::EC2::InternetGateway") == {}
+    assert resources_of(template_json, "AWS::EC2::NatGateway") == {}
+    (endpoint,) = resources_of(template_json, "AWS::EC2::VPCEndpoint").values()
+    assert "s3" in render(endpoint["Properties"]["ServiceName"])
+    _, flow_log = only(template_json, "AWS::EC2::FlowLog")
+    assert flow_log["TrafficType"] == "ALL"
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in workgroup["ConfigParameters"]}
+    assert params["require_ssl"] == "true"
+    (group_id,) = [g["Fn::GetAtt"][0] for g in workgroup["SecurityGroupIds"]]
+    group = resources[group_id]["Properties"]
+    assert "SecurityGroupIngress" not in group
+
+
+def test_copy_role_reads_staging_only(template_json):
+    role_id = next(k for k in resources_of(template_json, "AWS::IAM::Role") if k.startswith("WarehouseCopyRole"))
+    role = template_json["Resources"][role_id]["Properties"]
+    principals = {p for s in role["AssumeRolePolicyDocument"]["Statement"] for p in as_list(s["Principal"]["Service"])}
+    assert "redshift.amazonaws.com" in principals
+    statements = policy_statements(template_json, role_id)
+    object_resources = [render(r) for s in statements for r in as_list(s["Resource"]) if ">/" in render(r)]
+    assert [r.split(">/", 1)[1] for r in object_resources] == ["staging/*"]
+    assert not any("s3:PutObject" in as_list(s["Action"]) for s in statements)
+
+
+def test_schema_resource_runs_the_schema_sql_and_waits_for_it(template_json):
+    from stacks.warehouse import schema_statements
+
+    _, schema = only(template_json, "Custom::RedshiftSchema")
+    assert schema["Statements"] == schema_statements()
+    assert schema["Statements"][0] == "CREATE SCHEMA IF NOT EXISTS airline"
+    assert schema["WorkgroupName"] == "airline-bookings" and schema["Database"] == "dev"
+    assert render(schema["SecretArn"]).startswith("<WarehouseAdminSecret")
+    etl_role = render(schema["EtlDbUser"])
+    assert etl_role.startswith("IAMR:<EtlRole")
+    # The Provider framework with an isComplete handler: a waiter state machine polls it.
+    handlers = {
+        k: v["Properties"]["Handler"]
+        for k, v in resources_of(template_json, "AWS::Lambda::Function").items()
+        if k.startswith("WarehouseSchema") and "framework" not in k
+    }
+    assert sorted(handlers.values()) == ["handler.is_complete", "handler.on_event"]
+    assert any(k.startswith("WarehouseSchemaProviderwaiterstatemachine") for k in resources_of(template_json, "AWS::StepFunctions::StateMachine"))
+    depends = only(template_json, "Custom::RedshiftSchema")[0]
+    assert any(d.startswith("WarehouseWorkgroup") for d in template_json["Resources"][depends].get("DependsOn", []))
+
+
+def test_schema_handlers_are_scoped_to_the_workgroup_and_secret(template_json):
+    functions = {k: v["Properties"] for k, v in resources_of(template_json, "AWS::Lambda::Function").items()}
+    on_event_id = next(k for k, v in functions.items() if v.get("Handler") == "handler.on_event")
+    role_id = functions[on_event_id]["Role"]["Fn::GetAtt"][0]
+    statements = policy_statements(template_json, role_id)
+    batch = next(s for s in statements if s.get("Sid") == "RunSchemaBatch")
+    assert batch["Action"] == "redshift-data:BatchExecuteStatement"
+    assert render(batch["Resource"]).endswith(".Workgroup.WorkgroupArn>")
+    secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert secret_reads and all(render(s["Resource"]).startswith("<WarehouseAdminSecret") for s in secret_reads)
+
+
+# -- handler logic (pure functions; the Data API calls themselves need a real Redshift) ----------
+
+def test_split_sql_statements_ignores_comments_and_quoted_semicolons():
+    from stacks.warehouse import split_sql_statements
+
+    text = "-- a; comment\nCREATE SCHEMA x;\nINSERT INTO t VALUES ('a;b'); -- trailing; note\n\n;"
+    assert split_sql_statements(text) == ["CREATE SCHEMA x", "INSERT INTO t VALUES ('a;b')"]
+
+
+def test_grants_create_the_iam_user_when_missing_and_grant_the_load_privileges():
+    statements = handler.grant_statements("IAMR:etl-role", "dev")
+    joined = "\n".join(statements)
+    assert "IF NOT EXISTS (SELECT 1 FROM pg_user WHERE usename = user_name)" in joined
+    assert "CALL airline.ensure_etl_user('IAMR:etl-role')" in statements
+    assert 'GRANT USAGE ON SCHEMA airline TO "IAMR:etl-role"' in statements
+    assert 'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA airline TO "IAMR:etl-role"' in statements
+    assert 'GRANT TEMP ON DATABASE "dev" TO "IAMR:etl-role"' in statements
+
+
+@pytest.mark.parametrize("user", ["IAMR:x'; DROP TABLE y; --", "", 'a"b'])
+def test_grants_refuse_names_that_are_not_user_names(user):
+    with pytest.raises(ValueError, match="not a valid database user name"):
+        handler.grant_statements(user, "dev")
+
+
+def test_batch_request_targets_workgroup_or_cluster():
+    props = {"Database": "dev", "SecretArn": "arn:secret", "Statements": ["CREATE SCHEMA IF NOT EXISTS airline"],
+             "EtlDbUser": "IAMR:r", "WorkgroupName": "wg"}
+    request = handler.batch_request(props)
+    assert request["WorkgroupName"] == "wg" and "ClusterIdentifier" not in request
+    assert request["Sqls"][0] == "CREATE SCHEMA IF NOT EXISTS airline" and len(request["Sqls"]) == 8
+    cluster = handler.batch_request({**props, "WorkgroupName": "", "ClusterIdentifier": "c1"})
+    assert cluster["ClusterIdentifier"] == "c1" and "WorkgroupName" not in cluster
+    with pytest.raises(ValueError):
+        handler.batch_request({**props, "WorkgroupName": ""})
+
+
+def test_completion_fails_the_deploy_with_the_database_error():
+    assert handler.completion({"Status": "FINISHED"}) is True
+    assert handler.completion({"Status": "STARTED"}) is False
+    with pytest.raises(handler.SchemaDeploymentError, match="syntax error at or near"):
+        handler.completion({
+            "Status": "FAILED", "Error": "ERROR: syntax error at or near \"TABEL\"",
+            "SubStatements": [{"Id": "abc:2", "Status": "FAILED", "QueryString": "CREATE TABEL x"}],
+        })
+
+
+def test_delete_leaves_the_warehouse_alone():
+    event = {"RequestType": "Delete", "PhysicalResourceId": "airline-schema-dev", "ResourceProperties": {"Database": "dev"}}
+    assert handler.on_event(event) == {"PhysicalResourceId": "airline-schema-dev"}
+    assert handler.is_complete(event) == {"IsComplete": True}
