@@ -1,0 +1,62 @@
+"""The template resolver gives every reference a local meaning, the way CloudFormation would."""
+
+import pytest
+
+from airline_local.cfn import ACCOUNT_ID, Template, UnresolvableError
+
+TEMPLATE = {
+    "Parameters": {"BootstrapVersion": {"Type": "String", "Default": "/cdk-bootstrap/hnb659fds/version"}},
+    "Conditions": {"IsServerless": {"Fn::Equals": ["serverless", "serverless"]}},
+    "Resources": {
+        "RawBucketA1B2": {"Type": "AWS::S3::Bucket", "Properties": {}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Job": {"Type": "AWS::Glue::Job", "Properties": {"Name": {"Fn::Join": ["-", ["bookings", {"Ref": "AWS::Region"}]]}}},
+        "Db": {"Type": "AWS::Glue::Database", "Properties": {"DatabaseInput": {"Name": "airline_raw"}}},
+        "Flow": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
+    },
+}
+
+
+@pytest.fixture
+def template() -> Template:
+    return Template(TEMPLATE, region="eu-west-1")
+
+
+def test_unnamed_bucket_gets_a_valid_lowercase_name(template):
+    assert template.ref("RawBucketA1B2") == "rawbucketa1b2"
+    assert template.get_att("RawBucketA1B2", "Arn") == "arn:aws:s3:::rawbucketa1b2"
+
+
+def test_explicit_name_properties_are_resolved(template):
+    assert template.ref("Job") == "bookings-eu-west-1"
+    assert template.ref("Db") == "airline_raw"
+
+
+def test_refs_that_are_arns(template):
+    assert template.ref("Topic") == f"arn:aws:sns:eu-west-1:{ACCOUNT_ID}:Topic"
+    assert template.ref("Flow") == f"arn:aws:states:eu-west-1:{ACCOUNT_ID}:stateMachine:Flow"
+    assert template.get_att("Role", "Arn") == f"arn:aws:iam::{ACCOUNT_ID}:role/Role"
+
+
+def test_join_sub_select_split_and_if(template):
+    value = {
+        "Fn::Join": ["", ['{"Bucket":"', {"Ref": "RawBucketA1B2"}, '","Job":"', {"Ref": "Job"}, '"}']],
+    }
+    assert template.resolve(value) == '{"Bucket":"rawbucketa1b2","Job":"bookings-eu-west-1"}'
+    assert template.resolve({"Fn::Sub": "s3://${RawBucketA1B2}/raw/${AWS::AccountId}/${!Literal}"}) == (
+        f"s3://rawbucketa1b2/raw/{ACCOUNT_ID}/${{Literal}}"
+    )
+    assert template.resolve({"Fn::Sub": ["${X}-${Role.Arn}", {"X": {"Ref": "Db"}}]}) == (
+        f"airline_raw-arn:aws:iam::{ACCOUNT_ID}:role/Role"
+    )
+    assert template.resolve({"Fn::Select": [1, {"Fn::Split": [",", "a,b,c"]}]}) == "b"
+    assert template.resolve({"Fn::If": ["IsServerless", "yes", "no"]}) == "yes"
+    assert template.resolve([{"Ref": "AWS::NoValue"}, "kept"]) == ["kept"]
+
+
+def test_unknown_references_fail_loudly(template):
+    with pytest.raises(UnresolvableError, match="NoSuchThing"):
+        template.ref("NoSuchThing")
+    with pytest.raises(UnresolvableError, match="Fn::ImportValue"):
+        template.resolve({"Fn::ImportValue": "shared"})
