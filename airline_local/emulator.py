@@ -1,0 +1,207 @@
+"""The AWS emulator of the local mode: moto in server mode on 127.0.0.1, made to behave like AWS.
+
+    with Emulator(state_dir) as aws:
+        s3 = aws.client("s3")
+        aws.job_runner.register_job("ingest", JobSpec(script=...))
+        aws.data_api = DataApiEmulator(...)
+
+One server per process: moto keeps its backends (and our patches) process-wide. Step Functions
+executions run for real (moto's ASL interpreter); their task integrations call this same server,
+which is why MOTO_PORT is set to its port.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from airline_local import moto_patches
+from airline_local.job_runner import JobRunner
+from airline_local.mailbox import Mailbox
+from airline_local.moto_patches import RUNTIME, CrawlerSettings
+
+HOST = "127.0.0.1"
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    """moto server + patches + the local stand-ins (job runner, mailbox, Data API, crawler)."""
+
+    _running: Emulator | None = None
+    _class_lock = threading.Lock()
+
+    def __init__(self, state_dir: Path, port: int | None = None, region: str = "us-east-1") -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.region = region
+        with Emulator._class_lock:
+            if Emulator._running is not None:
+                raise EmulatorError(
+                    f"an emulator is already running in this process at {Emulator._running.endpoint_url}; "
+                    "moto's state is process-wide, so stop it first"
+                )
+            moto_patches.apply_all()
+            _reset_moto_state()  # moto's backends outlive a server: start empty
+            self._server = _start_server(port)
+            self.port: int = self._server.get_host_and_port()[1]
+            self.endpoint_url = f"http://{HOST}:{self.port}"
+            Emulator._running = self
+        self._previous_moto_port = os.environ.get("MOTO_PORT")
+        # Step Functions task integrations (glue, sns, aws-sdk) call moto's own endpoint.
+        os.environ["MOTO_PORT"] = str(self.port)
+        _enable_state_machine_execution()
+
+        RUNTIME.endpoint_url = self.endpoint_url
+        RUNTIME.crawler_settings = CrawlerSettings()
+        RUNTIME.data_api = None
+        RUNTIME.wait_time_scale = 1.0
+        RUNTIME.mailbox = Mailbox(self.state_dir / "mailbox")
+        RUNTIME.job_runner = JobRunner(self.state_dir / "glue-job-runs", self.endpoint_url, region)
+        self._stopped = False
+
+    # The stand-ins the patched moto calls; the pipeline wiring replaces them as it needs.
+    @classmethod
+    def running(cls) -> Emulator | None:
+        """The emulator running in this process, if any."""
+        with cls._class_lock:
+            return cls._running
+
+    @property
+    def job_runner(self) -> JobRunner:
+        return RUNTIME.job_runner
+
+    @job_runner.setter
+    def job_runner(self, runner: JobRunner) -> None:
+        RUNTIME.job_runner = runner
+
+    @property
+    def data_api(self) -> Any:
+        return RUNTIME.data_api
+
+    @data_api.setter
+    def data_api(self, data_api: Any) -> None:
+        RUNTIME.data_api = data_api
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return RUNTIME.mailbox
+
+    @mailbox.setter
+    def mailbox(self, mailbox: Mailbox) -> None:
+        RUNTIME.mailbox = mailbox
+
+    @property
+    def crawler_settings(self) -> CrawlerSettings:
+        return RUNTIME.crawler_settings
+
+    @crawler_settings.setter
+    def crawler_settings(self, settings: CrawlerSettings) -> None:
+        RUNTIME.crawler_settings = settings
+
+    @property
+    def wait_time_scale(self) -> float:
+        """Multiplier for the state machine's Wait states (1.0 = as written; local speed knob)."""
+        return RUNTIME.wait_time_scale
+
+    @wait_time_scale.setter
+    def wait_time_scale(self, scale: float) -> None:
+        if scale < 0:
+            raise ValueError(f"wait_time_scale must be >= 0, got {scale}")
+        RUNTIME.wait_time_scale = scale
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for the emulator (dummy credentials, never a real account)."""
+        options: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "config": Config(retries={"max_attempts": 2}),
+            **DUMMY_CREDENTIALS,
+        }
+        options.update(kwargs)
+        return boto3.client(service, **options)
+
+    def reset(self) -> None:
+        """Forget every emulated resource (buckets, jobs, executions, ...), as a fresh emulator."""
+        _reset_moto_state()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.stop()
+        if self._previous_moto_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self._previous_moto_port
+        RUNTIME.endpoint_url = None
+        with Emulator._class_lock:
+            if Emulator._running is self:
+                Emulator._running = None
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _reset_moto_state() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+def _enable_state_machine_execution() -> None:
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+
+def _start_server(port: int | None) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    class _Server(ThreadedMotoServer):
+        # moto's server thread dies silently when the port is taken and start() then waits
+        # forever: record the failure and release the waiter.
+        startup_error: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as error:
+                self.startup_error = error
+                self._server_ready_event.set()
+
+    server = _Server(ip_address=HOST, port=port or 0, verbose=False)
+    server.start()
+    if server.startup_error is not None:
+        # werkzeug reports a taken port by printing and exiting (SystemExit), not with OSError.
+        if isinstance(server.startup_error, (OSError, SystemExit)) and port and not port_is_free(port):
+            raise EmulatorError(
+                f"cannot start the AWS emulator on {HOST}:{port}: the port is already in use; "
+                "choose another port or leave it unset for a free one"
+            ) from None
+        raise EmulatorError(f"cannot start the AWS emulator: {server.startup_error}") from server.startup_error
+    return server
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,384 @@
+"""A Glue job run, locally: the unmodified job script run by this venv's Python and local Spark.
+
+What Glue does and how it is reproduced here:
+- the script runs with Glue-style arguments: `--JOB_NAME <name> --JOB_RUN_ID <id>` followed by the
+  job's default arguments overridden by the run's arguments;
+- `--extra-files` are copied into the script's working directory, `--extra-py-files` are importable;
+- the script talks to AWS through boto3, which `AWS_ENDPOINT_URL` points at the emulator;
+- the run's state comes from the process: exit 0 -> SUCCEEDED, otherwise FAILED with the last
+  exception line of stderr as ErrorMessage (what Glue reports for an uncaught Python exception),
+  a run that outlives its timeout -> TIMEOUT.
+
+The one real difference: local Spark has no S3 connector (no hadoop-aws jar offline), so every
+argument value `s3://bucket/key` is rewritten to `file://<run dir>/s3/bucket/key`. The object an
+argument points at is downloaded there before the run; whatever the job wrote under that mirror is
+uploaded back to the emulated S3 under the same key after the run (never into the protected
+prefixes such as raw/, where an upload would start the pipeline again). In uploaded text files
+(.json, .jsonl, .txt, .csv) the mirror's file:// URIs are turned back into s3:// URIs, so a run
+summary names `s3://bucket/raw/...` as it does on AWS; binary files (Parquet) are uploaded as written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+LOG = logging.getLogger(__name__)
+
+INSTALL_JAVA_HINT = (
+    "Java was not found (no `java` on PATH and no usable JAVA_HOME). Local Spark needs a JDK 17, "
+    "the Java of AWS Glue 5: install one, e.g. `apt-get install -y openjdk-17-jre-headless`."
+)
+DEFAULT_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.sql.session.timeZone": "UTC",
+}
+TEXT_OUTPUT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".csv"}
+SKIPPED_OUTPUT_NAMES = re.compile(r"(^_SUCCESS$|\.crc$|^_temporary$|^\.)")
+S3_URI = re.compile(r"^s3a?://([^/]+)(?:/(.*))?$", re.DOTALL)
+# The last line of a Python traceback: `package.module.SomeError: message` (or just the name).
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)?(?::\s.*)?$")
+
+
+class JavaNotFoundError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the emulator needs to run a Glue job: the deployed script and its Glue settings."""
+
+    script: Path
+    extra_py_files: list[Path] = field(default_factory=list)
+    extra_files: list[Path] = field(default_factory=list)
+    default_arguments: dict[str, str] = field(default_factory=dict)
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    driver_memory: str = "1g"
+    needs_java: bool = True  # False only for plain-Python test scripts
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: str  # SUCCEEDED | FAILED | TIMEOUT (Glue's JobRunState words)
+    error_message: str | None
+    stdout_path: Path
+    stderr_path: Path
+
+
+class JobRunner:
+    """Runs registered Glue jobs in subprocesses; one run directory (and its logs) per run."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        endpoint_url: str,
+        region: str,
+        *,
+        python: Path | None = None,
+        default_timeout_seconds: float = 1800.0,
+        protected_prefixes: tuple[str, ...] = ("raw/",),
+    ) -> None:
+        self.work_dir = Path(work_dir)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.python = Path(python or sys.executable)
+        self.default_timeout_seconds = default_timeout_seconds
+        self.protected_prefixes = protected_prefixes
+        self._jobs: dict[str, JobSpec] = {}
+        self._lock = threading.Lock()
+
+    def register_job(self, name: str, spec: JobSpec) -> None:
+        if not Path(spec.script).is_file():
+            raise FileNotFoundError(f"Glue job {name}: script {spec.script} does not exist")
+        with self._lock:
+            self._jobs[name] = spec
+
+    def registered_jobs(self) -> list[str]:
+        with self._lock:
+            return sorted(self._jobs)
+
+    def run(
+        self,
+        job_name: str,
+        run_id: str,
+        arguments: dict[str, str],
+        timeout_seconds: float | None = None,
+    ) -> JobOutcome:
+        """Run the job to completion (blocking) and return its Glue outcome."""
+        run_dir = self.work_dir / job_name / _run_dir_name(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
+
+        def failed(message: str) -> JobOutcome:
+            with stderr_path.open("a", encoding="utf-8") as stderr:
+                stderr.write(f"[local job runner] {message}\n")
+            stdout_path.touch()
+            return JobOutcome("FAILED", message, stdout_path, stderr_path)
+
+        with self._lock:
+            spec = self._jobs.get(job_name)
+        if spec is None:
+            return failed(f"no local script is registered for Glue job {job_name}")
+        if spec.needs_java:
+            try:
+                check_java()
+            except JavaNotFoundError as error:
+                return failed(str(error))
+
+        s3 = self._s3_client()
+        mirror = run_dir / "s3"
+        try:
+            working_dir = prepare_working_dir(run_dir, spec)
+            merged = {**spec.default_arguments, **arguments}
+            local_arguments, inputs = mirror_s3_arguments(merged, mirror, s3)
+        except Exception as error:
+            return failed(f"could not prepare the run: {type(error).__name__}: {error}")
+
+        command = [str(self.python), str(working_dir / Path(spec.script).name)]
+        command += ["--JOB_NAME", job_name, "--JOB_RUN_ID", run_id]
+        for key, value in local_arguments.items():
+            if key in ("--JOB_NAME", "--JOB_RUN_ID"):
+                continue
+            command += [key, value]
+        env = self._environment(spec, run_dir)
+        timeout = timeout_seconds or self.default_timeout_seconds
+
+        started = time.monotonic()
+        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+            process = subprocess.Popen(
+                command, cwd=working_dir, env=env, stdout=stdout, stderr=stderr,
+                stdin=subprocess.DEVNULL, start_new_session=True,  # own group: Spark's JVM dies with it
+            )
+            timed_out = False
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(process)
+        LOG.info("job %s run %s exited %s after %.1fs", job_name, run_id, process.returncode,
+                 time.monotonic() - started)
+
+        # The job writes its run summary on failure too: upload whatever it produced.
+        try:
+            upload_outputs(mirror, inputs, s3, self.protected_prefixes)
+        except Exception as error:
+            return failed(f"could not upload the job's output to S3: {type(error).__name__}: {error}")
+
+        if timed_out:
+            message = f"Job run timed out after {timeout:g} seconds"
+            return JobOutcome("TIMEOUT", message, stdout_path, stderr_path)
+        if process.returncode == 0:
+            return JobOutcome("SUCCEEDED", None, stdout_path, stderr_path)
+        stderr_text = stderr_path.read_text(encoding="utf-8", errors="replace")
+        message = error_message_from_stderr(stderr_text, process.returncode)
+        return JobOutcome("FAILED", unmirror_uris(message, mirror), stdout_path, stderr_path)
+
+    def _s3_client(self) -> Any:
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+    def _environment(self, spec: JobSpec, run_dir: Path) -> dict[str, str]:
+        # Start from this process's environment minus any AWS settings: the job must reach the
+        # emulator, never a real account.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.pop("MOTO_PORT", None)
+        python_path = [str(run_dir / "extra-py")]
+        python_path += [str(run_dir / "extra-py" / Path(p).name) for p in spec.extra_py_files
+                        if str(p).endswith((".zip", ".whl", ".egg"))]
+        if env.get("PYTHONPATH"):
+            python_path.append(env["PYTHONPATH"])
+        conf = {**DEFAULT_SPARK_CONF, **spec.spark_conf,
+                "spark.local.dir": str(run_dir / "spark-tmp")}
+        submit_args = ["--master", "local[2]", "--driver-memory", spec.driver_memory]
+        for key, value in conf.items():
+            submit_args += ["--conf", f"{key}={value}"]
+        submit_args.append("pyspark-shell")
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint_url,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=self.region,
+            AWS_REGION=self.region,
+            AWS_EC2_METADATA_DISABLED="true",
+            PYTHONPATH=os.pathsep.join(python_path),
+            PYTHONUNBUFFERED="1",
+            PYSPARK_PYTHON=str(self.python),
+            PYSPARK_DRIVER_PYTHON=str(self.python),
+            PYSPARK_SUBMIT_ARGS=" ".join(shlex.quote(a) for a in submit_args),
+            SPARK_LOCAL_IP="127.0.0.1",
+        )
+        java_home = _java_home()
+        if java_home:
+            env["JAVA_HOME"] = java_home
+        return env
+
+
+def check_java() -> str:
+    """The java executable local Spark will use; JavaNotFoundError with install advice if none."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if found:
+        return found
+    raise JavaNotFoundError(INSTALL_JAVA_HINT)
+
+
+def _java_home() -> str | None:
+    try:
+        java = Path(check_java()).resolve()
+    except JavaNotFoundError:
+        return None
+    return str(java.parent.parent)
+
+
+def prepare_working_dir(run_dir: Path, spec: JobSpec) -> Path:
+    """Glue's layout: script and --extra-files side by side in the working directory."""
+    working_dir = run_dir / "work"
+    working_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(spec.script, working_dir / Path(spec.script).name)
+    for extra in spec.extra_files:
+        shutil.copy2(extra, working_dir / Path(extra).name)
+    py_dir = run_dir / "extra-py"
+    py_dir.mkdir(exist_ok=True)
+    for extra in spec.extra_py_files:
+        extra = Path(extra)
+        if extra.is_dir():  # a package directory
+            shutil.copytree(extra, py_dir / extra.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(extra, py_dir / extra.name)
+    return working_dir
+
+
+def mirror_s3_arguments(
+    arguments: dict[str, str], mirror: Path, s3: Any
+) -> tuple[dict[str, str], set[Path]]:
+    """Rewrite s3:// values to file:// URIs into the mirror; download the objects they name.
+
+    Returns the rewritten arguments and the set of downloaded files (inputs, never uploaded back).
+    """
+    rewritten: dict[str, str] = {}
+    inputs: set[Path] = set()
+    for name, value in arguments.items():
+        match = S3_URI.match(value or "")
+        if not match:
+            rewritten[name] = value
+            continue
+        bucket, key = match.group(1), match.group(2) or ""
+        local = mirror / bucket / key
+        (mirror / bucket).mkdir(parents=True, exist_ok=True)
+        if key and not key.endswith("/") and _object_exists(s3, bucket, key):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(local))
+            inputs.add(local.resolve())
+        rewritten[name] = local.resolve().as_uri() + ("/" if key.endswith("/") else "")
+    return rewritten, inputs
+
+
+def upload_outputs(
+    mirror: Path, inputs: set[Path], s3: Any, protected_prefixes: tuple[str, ...]
+) -> list[str]:
+    """Upload what the job wrote under the mirror; returns the s3:// URIs uploaded."""
+    uploaded: list[str] = []
+    if not mirror.is_dir():
+        return uploaded
+    for bucket_dir in sorted(p for p in mirror.iterdir() if p.is_dir()):
+        for path in sorted(bucket_dir.rglob("*")):
+            if not path.is_file() or path.resolve() in inputs:
+                continue
+            relative = path.relative_to(bucket_dir)
+            if any(SKIPPED_OUTPUT_NAMES.search(part) for part in relative.parts):
+                continue
+            key = relative.as_posix()
+            if key.startswith(protected_prefixes):
+                LOG.warning("not uploading s3://%s/%s: protected prefix", bucket_dir.name, key)
+                continue
+            if path.suffix.lower() in TEXT_OUTPUT_SUFFIXES:
+                # JSON written by the job quotes its (local) arguments: give back the S3 URIs.
+                text = unmirror_uris(path.read_text(encoding="utf-8", errors="surrogateescape"), mirror)
+                s3.put_object(Bucket=bucket_dir.name, Key=key, Body=text.encode("utf-8", errors="surrogateescape"))
+            else:
+                s3.upload_file(str(path), bucket_dir.name, key)
+            uploaded.append(f"s3://{bucket_dir.name}/{key}")
+    return uploaded
+
+
+def error_message_from_stderr(stderr: str, returncode: int) -> str:
+    """Glue's ErrorMessage for a failed script: the exception line, else the last line, else the code."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"The job's process was killed by {name}"
+    lines = [line.rstrip() for line in stderr.splitlines()]
+    last_traceback = max((i for i, line in enumerate(lines) if line.startswith("Traceback (")), default=None)
+    if last_traceback is not None:
+        for line in lines[last_traceback + 1:]:
+            if line and not line[0].isspace() and EXCEPTION_LINE.match(line):
+                return line
+    non_empty = [line for line in lines if line.strip()]
+    if non_empty:
+        return non_empty[-1].strip()
+    return f"exit code {returncode}"
+
+
+def unmirror_uris(text: str, mirror: Path) -> str:
+    """file://<run dir>/s3/bucket/key -> s3://bucket/key, so messages read as they would on AWS."""
+    resolved = str(mirror.resolve())
+    for prefix in (Path(resolved).as_uri() + "/", "file:" + resolved + "/", resolved + "/"):
+        text = text.replace(prefix, "s3://")
+    return text
+
+
+def _object_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError as error:
+        # Not there (or a bucket that was never created locally, e.g. Glue's asset buckets):
+        # the argument is still rewritten, nothing is downloaded.
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket") or status in (403, 404):
+            return False
+        raise
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+
+def _run_dir_name(run_id: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)[:40]}"

@@ -1,0 +1,757 @@
+"""Every change the local runtime makes to moto, in one place.
+
+moto is the AWS emulator of the local mode. Where moto 5.2.5 behaves differently from AWS in a way
+the pipeline depends on, a small named function below bends moto back to AWS's behaviour (the CDK
+app, the state machine and the Glue script stay written for AWS). Each patch says which AWS
+behaviour it restores, is applied once (idempotent), and has a test in
+tests/local/test_moto_patches.py against a real moto server.
+
+The patched moto calls out to the local runtime through `RUNTIME` (job runner, warehouse Data API,
+mailbox, crawler timing), which `airline_local.emulator.Emulator` fills in.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import moto
+
+LOG = logging.getLogger(__name__)
+
+PINNED_MOTO_VERSION = "5.2.5"
+
+
+# --------------------------------------------------------------------------------------------
+# What the patched moto talks to
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CrawlerSettings:
+    """How long a local crawl stays in each state, and failures injected by tests.
+
+    A crawl is RUNNING for at least `running_seconds` (and until the crawl work is done), then
+    STOPPING for `stopping_seconds`, then READY, like an AWS crawler (whose minimum is ~1 minute).
+    """
+
+    running_seconds: float = 0.6
+    stopping_seconds: float = 0.4
+    _injected_failures: deque[str] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next_crawl(self, message: str = "Internal Service Exception") -> None:
+        """Make the next crawl end with LastCrawl FAILED and this ErrorMessage."""
+        with self._lock:
+            self._injected_failures.append(message)
+
+    def take_injected_failure(self) -> str | None:
+        with self._lock:
+            return self._injected_failures.popleft() if self._injected_failures else None
+
+    def clear_injected_failures(self) -> None:
+        with self._lock:
+            self._injected_failures.clear()
+
+
+@dataclass
+class LocalRuntime:
+    """The local stand-ins the patched moto delegates to (set by the Emulator)."""
+
+    endpoint_url: str | None = None
+    job_runner: Any = None  # airline_local.job_runner.JobRunner
+    data_api: Any = None  # airline_local.redshift_data.DataApiEmulator
+    mailbox: Any = None  # airline_local.mailbox.Mailbox
+    crawler_settings: CrawlerSettings = field(default_factory=CrawlerSettings)
+    # Multiplies every Wait state's duration (1.0 = as written). Not an AWS behaviour: a local
+    # speed knob, because the definition's waits are sized for AWS crawlers (minutes).
+    wait_time_scale: float = 1.0
+
+
+RUNTIME = LocalRuntime()
+
+_APPLY_LOCK = threading.Lock()
+_APPLIED: list[str] = []
+
+
+def apply_all() -> list[str]:
+    """Apply every patch (once per process). Returns the names of the patches in force."""
+    with _APPLY_LOCK:
+        if _APPLIED:
+            return list(_APPLIED)
+        check_moto_version(moto.__version__)
+        for patch in PATCHES:  # each is idempotent: a failed attempt can simply be retried
+            patch()
+        _APPLIED.extend(patch.__name__ for patch in PATCHES)
+        return list(_APPLIED)
+
+
+def check_moto_version(installed: str) -> None:
+    """The patches reach into moto's internals, which move between releases: insist on the pin."""
+    if installed != PINNED_MOTO_VERSION:
+        raise RuntimeError(
+            f"airline_local's moto patches are written for moto=={PINNED_MOTO_VERSION}, but moto "
+            f"{installed} is installed. Install the pinned version "
+            f"(pip install 'moto[server]=={PINNED_MOTO_VERSION}') or port moto_patches.py."
+        )
+
+
+def _replace(owner: Any, name: str, new: Any) -> bool:
+    """Set owner.name = new unless a local patch is already there. True if replaced now."""
+    current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    target = current.fget if isinstance(current, property) else current
+    if getattr(target, "__local_patch__", False):
+        return False
+    patched = new.fget if isinstance(new, property) else new
+    patched.__local_patch__ = True
+    setattr(owner, name, new)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# a. EventBridge: S3 events shaped like AWS's, and state machine targets that start executions
+# --------------------------------------------------------------------------------------------
+
+_sequencer = itertools.count(1)
+
+S3_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "POST Object",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+    "s3:ObjectRemoved:Delete": "DeleteObject",
+    "s3:ObjectRemoved:DeleteMarkerCreated": "DeleteObject",
+}
+
+
+def s3_eventbridge_event(account_id: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
+    """The event S3 sends to EventBridge, as AWS shapes it (S3 user guide, "EventBridge event
+    message structure"): ISO-8601 `time`, a fresh UUID `id`, `detail.object.etag` (lower-case,
+    moto says `eTag`), the key NOT URL-encoded (unlike classic S3 notifications: real EventBridge
+    events carry keys such as `raw/x/2023-08-08T14:03:40.zip` with the colons as typed), an
+    increasing hex `sequencer`, `version-id` only for versioned buckets, and `reason` naming
+    the API call (PutObject, CompleteMultipartUpload, ...)."""
+    from moto.s3.notifications import _detail_type
+
+    obj: dict[str, Any] = {"key": key.name}
+    if event_name.startswith("s3:ObjectCreated"):
+        obj["size"] = key.size
+        obj["etag"] = key.etag.replace('"', "")
+    if getattr(key, "version_id", None) and getattr(bucket, "is_versioned", False):
+        obj["version-id"] = key.version_id
+    obj["sequencer"] = f"{time.time_ns() // 1000:014X}{next(_sequencer) % 0xFFFF:04X}"
+    detail: dict[str, Any] = {
+        "version": "0",
+        "bucket": {"name": bucket.name},
+        "object": obj,
+        "request-id": uuid.uuid4().hex[:16].upper(),
+        "requester": account_id,
+        "source-ip-address": "127.0.0.1",
+    }
+    if event_name in S3_REASONS:
+        detail["reason"] = S3_REASONS[event_name]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": _detail_type(event_name),
+        "source": "aws.s3",
+        "account": account_id,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": bucket.region_name,
+        "resources": [f"arn:aws:s3:::{bucket.name}"],
+        "detail": detail,
+    }
+
+
+def emit_s3_events_to_eventbridge_like_aws() -> None:
+    """S3 -> EventBridge: AWS sends each event once, to the account's *default* bus, in the
+    documented shape. moto sends a differently shaped event (epoch `time`, a constant `id`,
+    `eTag`) to every bus."""
+    from moto.events.models import events_backends
+    from moto.s3 import notifications
+
+    def _send_event_bridge_message(account_id: str, bucket: Any, event_name: Any, key: Any) -> None:
+        name = getattr(event_name, "value", event_name)  # moto passes an Enum member
+        if name == notifications.S3NotificationEvent.OBJECT_TAGGING_PUT_EVENT.value and not _has_tags(
+            account_id, bucket, key
+        ):
+            return  # moto "tags" every PutObject, even without tags; AWS sends nothing then
+        try:
+            event = s3_eventbridge_event(account_id, bucket, name, key)
+            bus = events_backends[account_id][bucket.region_name].event_buses.get("default")
+            if bus is None:
+                return
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(event, transform_input=False)
+        except Exception:  # asynchronous in AWS: never fail the S3 call, but say why
+            LOG.exception("S3 -> EventBridge delivery failed for s3://%s/%s", bucket.name, key.name)
+
+    _replace(notifications, "_send_event_bridge_message", _send_event_bridge_message)
+
+
+def _has_tags(account_id: str, bucket: Any, key: Any) -> bool:
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account_id][getattr(bucket, "partition", "aws")]
+    return bool(backend.tagger.list_tags_for_resource(key.arn).get("Tags"))
+
+
+def start_executions_from_eventbridge_targets() -> None:
+    """A rule whose target is a Step Functions state machine starts an execution per matching
+    event (input: the event, or the target's Input / InputPath / InputTransformer result; name: a
+    UUID, as EventBridge does). moto 5.2.5 raises NotImplementedError for such targets."""
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        state_machines = [t for t in self.targets if _arn_service(t["Arn"]) == "states"]
+        others = [t for t in self.targets if _arn_service(t["Arn"]) != "states"]
+        for target in state_machines:
+            try:
+                _start_execution_for_target(target, original_event)
+            except Exception:  # EventBridge retries / drops; it never fails the producer
+                LOG.exception("rule %s: could not start %s", self.name, target["Arn"])
+        if others:
+            view = copy.copy(self)  # moto's own delivery for the targets it supports
+            view.targets = others
+            original(view, original_event, transform_input)
+
+    _replace(Rule, "send_to_targets", send_to_targets)
+
+
+def _arn_service(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """The JSON text EventBridge hands the target for this event."""
+    if target.get("Input"):
+        return target["Input"]
+    if target.get("InputPath"):
+        from jsonpath_ng.ext import parse
+
+        matches = parse(target["InputPath"]).find(event)
+        return json.dumps(matches[0].value if matches else None)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        from moto.events.utils import EventTemplateParser
+
+        event = {**event, "ingestion-time": event.get("time")}
+        result = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+        return json.dumps(result)
+    return json.dumps(event)
+
+
+def _start_execution_for_target(target: dict[str, Any], event: dict[str, Any]) -> None:
+    from moto.stepfunctions.responses import get_backend
+
+    arn = target["Arn"]
+    _, _, _, region, account, *_ = arn.split(":")
+    backend = get_backend(account, region)
+    execution = backend.start_execution(
+        arn, name=str(uuid.uuid4()), execution_input=target_input(target, event)
+    )
+    LOG.info("EventBridge started %s", getattr(execution, "exec_arn", None) or getattr(execution, "execution_arn", ""))
+
+
+# --------------------------------------------------------------------------------------------
+# b. Step Functions: glue:startJobRun.sync
+# --------------------------------------------------------------------------------------------
+
+
+def support_glue_start_job_run_sync() -> None:
+    """`arn:aws:states:::glue:startJobRun.sync` waits for the job run to end: SUCCEEDED -> the
+    GetJobRun JobRun is the task output; FAILED / ERROR / TIMEOUT / STOPPED -> the task fails with
+    States.TaskFailed and Cause = the JobRun as JSON (with its ErrorMessage). moto 5.2.5 dies in
+    its callback clean-up (`'NoneType' object has no attribute 'interrupt_all'`: Glue has no
+    task-token endpoint) and treats STOPPED as success."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as glue_task,
+    )
+
+    glue_task._JOB_RUN_STATE_ABNORMAL_TERMINAL_VALUE.add("STOPPED")
+
+    def _eval_integration_pattern(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+    ) -> None:
+        start_output = env.stack.pop()
+        self.timeout.eval(env=env)
+        timeout_seconds = env.stack.pop()
+        env.stack.append(start_output)  # the sync resolver reads JobName / JobRunId from it
+        resolver = self._build_sync_resolver(
+            env=env,
+            resource_runtime_part=resource_runtime_part,
+            normalised_parameters=normalised_parameters,
+            state_credentials=state_credentials,
+        )
+        outcome = self._eval_sync(
+            env=env,
+            sync_resolver=resolver,
+            timeout_seconds=timeout_seconds,
+            callback_endpoint=None,
+            heartbeat_endpoint=None,
+        )
+        env.stack.append(json_native(outcome))
+
+    _replace(glue_task.StateTaskServiceGlue, "_eval_integration_pattern", _eval_integration_pattern)
+
+
+def name_aws_sdk_errors_like_aws() -> None:
+    """aws-sdk integration errors are named `<Service>.<Exception>` with AWS's service spelling:
+    `Glue.CrawlerRunningException`, `S3.NoSuchKeyException`. moto spells the service as in the
+    ARN (`glue.CrawlerRunningException`), so a Catch written for AWS would not match."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    aws_sdk._SERVICE_ERROR_NAMES.setdefault("glue", "Glue")
+    aws_sdk._SERVICE_ERROR_NAMES.setdefault("s3", "S3")
+
+
+def json_native(value: Any) -> Any:
+    """State data is JSON: timestamps from service responses become epoch milliseconds, the way
+    Step Functions shows e.g. a Glue JobRun's StartedOn."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {key: json_native(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_native(item) for item in value]
+    return value
+
+
+def keep_task_results_json() -> None:
+    """Task results are JSON documents in AWS; moto 5.2.5 keeps the boto3 response's datetime
+    objects in the state data, and DescribeExecution then fails with a 500 (`Object of type
+    datetime is not JSON serializable`) once they reach the execution's output."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    def _normalise_response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(response, dict):  # in place: the caller keeps its reference
+            for key, value in list(response.items()):
+                response[key] = json_native(value)
+
+    _replace(StateTaskService, "_normalise_response", _normalise_response)
+
+
+def return_aws_sdk_bodies_as_text() -> None:
+    """aws-sdk integrations return streaming members as text: `s3:getObject` gives `Body` as a
+    string the next state can read (e.g. `States.StringToJson($.Body)`). moto 5.2.5 leaves the
+    botocore stream object in the state's output, and the next state fails with
+    `'StreamingChecksumBody' object has no attribute 'strip'`."""
+    from botocore.response import StreamingBody
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    original = aws_sdk.StateTaskServiceAwsSdk._eval_service_task
+
+    def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, env, *args, **kwargs)
+        response = env.stack[-1]
+        if isinstance(response, dict):
+            for key, value in list(response.items()):
+                if isinstance(value, StreamingBody):
+                    response[key] = value.read().decode("utf-8", errors="replace")
+
+    _replace(aws_sdk.StateTaskServiceAwsSdk, "_eval_service_task", _eval_service_task)
+
+
+def scale_wait_states() -> None:
+    """Not an AWS behaviour: lets the local runtime shorten the definition's Wait states by
+    `RUNTIME.wait_time_scale` (default 1.0 = exactly as written). The state machine polls a
+    crawler that takes minutes on AWS and about a second locally."""
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    original = WaitFunction._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        scale = RUNTIME.wait_time_scale
+        if scale == 1.0:
+            return original(self, env)
+        deadline = time.monotonic() + max(0.0, self._get_wait_seconds(env=env) * scale)
+        while env.is_running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if env.program_state_event.wait(remaining):  # woken early: don't spin
+                time.sleep(min(remaining, 0.05))
+        return None
+
+    _replace(WaitFunction, "_eval_body", _eval_body)
+
+
+# --------------------------------------------------------------------------------------------
+# c. Glue crawler lifecycle
+# --------------------------------------------------------------------------------------------
+
+
+class LocalCrawl:
+    """One crawl: RUNNING while the work runs (at least running_seconds), then STOPPING, then done."""
+
+    def __init__(self, crawler_name: str, settings: CrawlerSettings) -> None:
+        self.crawl_id = str(uuid.uuid4())
+        self.crawler_name = crawler_name
+        self.start_time = datetime.now(timezone.utc)
+        self.end_time: datetime | None = None
+        self._started = time.monotonic()
+        self._running_seconds = settings.running_seconds
+        self._stopping_seconds = settings.stopping_seconds
+        self._work_done_at: float | None = None
+        self._stop_requested_at: float | None = None
+        self.status = "SUCCEEDED"  # of the finished crawl: SUCCEEDED | FAILED | CANCELLED
+        self.error_message: str | None = None
+        self._lock = threading.Lock()
+
+    def work_finished(self, error_message: str | None) -> None:
+        with self._lock:
+            self._work_done_at = time.monotonic()
+            if error_message is not None:
+                self.status, self.error_message = "FAILED", error_message
+
+    def request_stop(self) -> None:
+        with self._lock:
+            self._stop_requested_at = time.monotonic()
+            self.status, self.error_message = "CANCELLED", None
+
+    def state(self) -> str:
+        """The crawler's State while this is its latest crawl: RUNNING | STOPPING | READY."""
+        now = time.monotonic()
+        with self._lock:
+            if self._stop_requested_at is not None:
+                stopping_ends = self._stop_requested_at + self._stopping_seconds
+            elif self._work_done_at is None or now < self._started + self._running_seconds:
+                return "RUNNING"
+            else:
+                running_ended = max(self._started + self._running_seconds, self._work_done_at)
+                stopping_ends = running_ended + self._stopping_seconds
+            if now < stopping_ends:
+                return "STOPPING"
+            if self.end_time is None:
+                self.end_time = datetime.now(timezone.utc)
+            return "READY"
+
+    def last_crawl(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "Status": self.status,
+            "LogGroup": "/aws-glue/crawlers",
+            "LogStream": self.crawler_name,
+            "MessagePrefix": self.crawl_id,
+            "StartTime": self.start_time,
+        }
+        if self.error_message:
+            info["ErrorMessage"] = self.error_message
+        return info
+
+
+def _local_crawls(crawler: Any) -> list[LocalCrawl]:
+    if "_local_crawls" not in crawler.__dict__:
+        crawler._local_crawls = []
+    return crawler._local_crawls
+
+
+def run_crawlers_like_aws() -> None:
+    """Glue crawler lifecycle as AWS: StartCrawler -> RUNNING -> STOPPING -> READY, with
+    LastCrawl (the last *finished* crawl) {Status: SUCCEEDED | FAILED + ErrorMessage | CANCELLED};
+    StartCrawler while RUNNING or STOPPING raises CrawlerRunningException; the crawl really
+    infers the tables (airline_local.crawler). moto 5.2.5: no tables, LastCrawl shows the current
+    crawl with `COMPLETED`, the crawler stays RUNNING unless state transitions are configured, and
+    StartCrawler is accepted while STOPPING."""
+    from moto.glue.exceptions import CrawlerNotRunningException, CrawlerRunningException, GlueClientError
+    from moto.glue.models import FakeCrawler
+
+    original_as_dict = FakeCrawler.as_dict
+
+    def status(self: Any) -> str:
+        crawls = _local_crawls(self)
+        return crawls[-1].state() if crawls else "READY"
+
+    def start_crawler(self: Any) -> None:
+        if status(self) != "READY":
+            raise CrawlerRunningException(f"Crawler with name {self.name} has already started")
+        crawl = LocalCrawl(self.name, RUNTIME.crawler_settings)
+        _local_crawls(self).append(crawl)
+        threading.Thread(
+            target=_crawl_in_background, args=(self, crawl), name=f"crawl-{self.name}", daemon=True
+        ).start()
+
+    def stop_crawler(self: Any) -> None:
+        state = status(self)
+        if state == "STOPPING":
+            raise GlueClientError("CrawlerStoppingException", f"Crawler with name {self.name} is stopping")
+        if state != "RUNNING":
+            raise CrawlerNotRunningException(f"Crawler with name {self.name} isn't running")
+        _local_crawls(self)[-1].request_stop()
+
+    def as_dict(self: Any) -> dict[str, Any]:
+        data = original_as_dict(self)
+        crawls = _local_crawls(self)
+        data.pop("LastCrawl", None)
+        finished = [c for c in crawls if c.state() == "READY"]
+        if finished:
+            data["LastCrawl"] = finished[-1].last_crawl()
+        if crawls and crawls[-1].state() != "READY":
+            elapsed = datetime.now(timezone.utc) - crawls[-1].start_time
+            data["CrawlElapsedTime"] = int(elapsed.total_seconds() * 1000)
+        return data
+
+    _replace(FakeCrawler, "status", property(status))
+    _replace(FakeCrawler, "start_crawler", start_crawler)
+    _replace(FakeCrawler, "stop_crawler", stop_crawler)
+    _replace(FakeCrawler, "as_dict", as_dict)
+
+
+def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
+    from airline_local import crawler as local_crawler
+
+    injected = RUNTIME.crawler_settings.take_injected_failure()
+    if injected is not None:
+        crawl.work_finished(injected)
+        return
+    try:
+        definition = local_crawler.CrawlerDefinition.from_api(
+            {
+                "Name": crawler.name,
+                "DatabaseName": crawler.database_name,
+                "Targets": crawler.targets,
+                "TablePrefix": crawler.table_prefix,
+                "SchemaChangePolicy": crawler.schema_change_policy,
+            }
+        )
+        region = crawler.backend.region_name
+        result = local_crawler.run_crawl(definition, _client("s3", region), _client("glue", region))
+        LOG.info("crawler %s: %s", crawler.name, result)
+        crawl.work_finished(None)
+    except local_crawler.CrawlError as error:
+        crawl.work_finished(str(error))
+    except Exception as error:  # AWS reports internal failures as a FAILED crawl, not an outage
+        LOG.exception("crawler %s failed", crawler.name)
+        crawl.work_finished(f"Internal Service Exception: {type(error).__name__}: {error}")
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+
+    if not RUNTIME.endpoint_url:
+        raise RuntimeError("the emulator's endpoint is not set (airline_local.emulator.Emulator sets it)")
+    return boto3.client(
+        service, endpoint_url=RUNTIME.endpoint_url, region_name=region,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# d. Glue job runs executed by the local job runner
+# --------------------------------------------------------------------------------------------
+
+# Job runs change state only when the local runner says so ("manual" progression that never ticks).
+_JOB_RUN_TRANSITION = {"progression": "manual", "times": 2**62}
+
+
+def run_glue_jobs_locally() -> None:
+    """StartJobRun runs the job's script (airline_local.job_runner) in a background thread; the
+    run is RUNNING until the script ends, then SUCCEEDED, or FAILED / TIMEOUT with ErrorMessage.
+    moto 5.2.5 runs nothing, advances a run to SUCCEEDED on its own and never sets ErrorMessage."""
+    from moto.glue.models import FakeJob, FakeJobRun
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition("glue::job_run", _JOB_RUN_TRANSITION)
+    original_start = FakeJob.start_job_run
+    original_as_dict = FakeJobRun.as_dict
+
+    def start_job_run(self: Any, *args: Any, **kwargs: Any) -> str:
+        run_id = original_start(self, *args, **kwargs)
+        job_run = next(r for r in self.job_runs if r.job_run_id == run_id)
+        job_run.status = "RUNNING"
+        job_run._local_completed_on = None
+        job_run._local_error_message = None
+        threading.Thread(
+            target=_drive_job_run, args=(self, job_run), name=f"glue-job-{self.name}", daemon=True
+        ).start()
+        return run_id
+
+    def as_dict(self: Any) -> dict[str, Any]:
+        data = original_as_dict(self)
+        completed = getattr(self, "_local_completed_on", None)
+        end = completed or datetime.now(timezone.utc).replace(tzinfo=None)
+        data["ExecutionTime"] = int((end - self.started_on).total_seconds())
+        if completed is None:
+            data.pop("CompletedOn", None)
+        else:
+            data["CompletedOn"] = completed
+        if getattr(self, "_local_error_message", None):
+            data["ErrorMessage"] = self._local_error_message
+        return data
+
+    _replace(FakeJob, "start_job_run", start_job_run)
+    _replace(FakeJobRun, "as_dict", as_dict)
+
+
+def _drive_job_run(job: Any, job_run: Any) -> None:
+    runner = RUNTIME.job_runner
+    state, message = "FAILED", None
+    if runner is None:
+        message = f"No local job runner: the emulator cannot run Glue job {job.name}"
+    else:
+        timeout = job_run.timeout * 60 if job_run.timeout else None  # Glue's Timeout is minutes
+        try:
+            outcome = runner.run(job.name, job_run.job_run_id, dict(job_run.arguments or {}), timeout)
+            state, message = outcome.state, outcome.error_message
+        except Exception as error:
+            LOG.exception("job runner failed for %s", job.name)
+            message = f"{type(error).__name__}: {error}"
+    job_run._local_error_message = message
+    job_run._local_completed_on = datetime.now(timezone.utc).replace(tzinfo=None)
+    job_run.modified_on = job_run._local_completed_on
+    job_run.status = state
+
+
+# --------------------------------------------------------------------------------------------
+# e. SNS -> the local mailbox
+# --------------------------------------------------------------------------------------------
+
+
+def deliver_sns_to_mailbox() -> None:
+    """A message published to a topic reaches its email subscribers (AWS sends the email). Locally
+    every publish is written to the mailbox, with the email subscriptions as recipients, or to the
+    local mailbox alone when there are none (local mode shows every notification). moto 5.2.5
+    only records the message."""
+    from moto.sns.models import Topic
+
+    original = Topic.publish
+
+    def publish(self: Any, message: str, subject: str | None = None, *args: Any, **kwargs: Any) -> str:
+        message_id = original(self, message, subject, *args, **kwargs)
+        mailbox = RUNTIME.mailbox
+        if mailbox is None:
+            return message_id
+        try:
+            subscriptions, _ = self.sns_backend.list_subscriptions_by_topic(topic_arn=self.arn)
+            recipients = [s.endpoint for s in subscriptions if s.protocol in ("email", "email-json")]
+            body = _email_body(message, kwargs.get("message_structure"))
+            mailbox.deliver(self.arn, subject, body, recipients)
+        except Exception:  # delivery is asynchronous in AWS: Publish itself still succeeds
+            LOG.exception("could not deliver SNS message %s to the local mailbox", message_id)
+        return message_id
+
+    _replace(Topic, "publish", publish)
+
+
+def _email_body(message: str, message_structure: str | None) -> str:
+    if message_structure != "json":
+        return message
+    per_protocol = json.loads(message)
+    return per_protocol.get("email") or per_protocol.get("default", "")
+
+
+# --------------------------------------------------------------------------------------------
+# f. redshift-data -> the local warehouse
+# --------------------------------------------------------------------------------------------
+
+REDSHIFT_DATA_ACTIONS = (
+    "batch_execute_statement",
+    "execute_statement",
+    "describe_statement",
+    "get_statement_result",
+    "cancel_statement",
+    "list_statements",
+)
+
+
+def route_redshift_data_to_local_warehouse() -> None:
+    """The Redshift Data API executes SQL: BatchExecuteStatement / ExecuteStatement /
+    DescribeStatement / GetStatementResult (and Cancel/ListStatements where the local warehouse
+    has them) go to `RUNTIME.data_api`. moto 5.2.5 has no BatchExecuteStatement and executes
+    nothing."""
+    from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
+
+    for action in REDSHIFT_DATA_ACTIONS:
+        original = RedshiftDataAPIServiceResponse.__dict__.get(action)
+        _replace(RedshiftDataAPIServiceResponse, action, _data_api_handler(action, original))
+
+
+def _data_api_handler(action: str, moto_handler: Callable[..., Any] | None) -> Callable[..., Any]:
+    from moto.core.exceptions import JsonRESTError
+
+    def handler(self: Any) -> Any:
+        data_api = RUNTIME.data_api
+        method = getattr(data_api, action, None) if data_api is not None else None
+        if method is None:
+            if moto_handler is not None and data_api is None:
+                return moto_handler(self)
+            raise JsonRESTError(
+                "ValidationException",
+                f"The local Redshift Data API does not support {action} "
+                "(no local warehouse is attached to the emulator)" if data_api is None
+                else f"The local Redshift Data API does not support {action}",
+            )
+        body = self.body.decode("utf-8") if isinstance(self.body, bytes) else (self.body or "")
+        params = json.loads(body or "{}")
+        try:
+            result = method(params)
+        except Exception as error:
+            code = getattr(error, "code", None) or getattr(error, "error_code", None)
+            message = getattr(error, "message", None) or str(error)
+            if not isinstance(code, str) or not code:
+                LOG.exception("local Data API %s failed", action)
+                code = "InternalServerException"
+            rest_error = JsonRESTError(code, message)
+            if code == "InternalServerException":
+                rest_error.code = 500
+            raise rest_error from error
+        return 200, {}, json.dumps(result, default=_json_default)
+
+    handler.__name__ = action
+    return handler
+
+
+def _json_default(value: Any) -> Any:
+    # The Data API's JSON protocol carries timestamps as epoch seconds.
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+PATCHES: tuple[Callable[[], None], ...] = (
+    emit_s3_events_to_eventbridge_like_aws,
+    start_executions_from_eventbridge_targets,
+    support_glue_start_job_run_sync,
+    name_aws_sdk_errors_like_aws,
+    return_aws_sdk_bodies_as_text,
+    keep_task_results_json,
+    scale_wait_states,
+    run_crawlers_like_aws,
+    run_glue_jobs_locally,
+    deliver_sns_to_mailbox,
+    route_redshift_data_to_local_warehouse,
+)
