@@ -7,7 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, CustomResource, Duration, Fn, RemovalPolicy, Stack, Token
+import jsii
+from aws_cdk import Annotations, ArnFormat, Aspects, CfnOutput, CustomResource, Duration, Fn, IAspect, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -330,6 +331,7 @@ class Warehouse(Construct):
         )
         if self.workgroup is not None:
             resource.node.add_dependency(self.workgroup)
+        _scope_waiter_log_writes(provider, waiter_logs)
         _acknowledge_provider(provider, on_event, is_complete)
         return resource
 
@@ -345,6 +347,44 @@ def log_retention(config: PipelineConfig) -> logs.RetentionDays:
         if days >= config.log_retention_days:
             return member
     return logs.RetentionDays.TEN_YEARS
+
+
+_LOG_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+
+
+@jsii.implements(IAspect)
+class _ScopeLogWrites:
+    """Moves the log-write actions of an Allow statement on "*" to a statement on one log group.
+
+    Runs as an aspect (after every construct has added its statements) on one CfnPolicy."""
+
+    def __init__(self, log_group_arn: str) -> None:
+        self._log_group_arn = log_group_arn
+
+    def visit(self, node) -> None:
+        stack = Stack.of(node)
+        document = stack.resolve(node.policy_document)
+        statements = []
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            moved = sorted(a for a in actions if a in _LOG_WRITE_ACTIONS)
+            if not moved or statement.get("Resource") != "*" or statement["Effect"] != "Allow":
+                statements.append(statement)
+                continue
+            rest = [a for a in actions if a not in moved]
+            if rest:
+                statements.append({**statement, "Action": rest})
+            statements.append({"Action": moved, "Effect": "Allow", "Resource": stack.resolve(self._log_group_arn)})
+        node.policy_document = {**document, "Statement": statements}
+
+
+def _scope_waiter_log_writes(provider: cr.Provider, log_group: logs.ILogGroup) -> None:
+    """CDK grants the Provider's waiter state machine role logs:CreateLogStream/PutLogEvents on "*"
+    next to the log-delivery actions. Step Functions writes execution logs through a CloudWatch Logs
+    delivery, not as the role, and both actions take a log-group resource: keep them, on the waiter's
+    own log group only."""
+    role = provider.node.find_child("waiter-state-machine").node.find_child("Role")
+    Aspects.of(role.node.find_child("DefaultPolicy").node.default_child).add(_ScopeLogWrites(log_group.log_group_arn))
 
 
 def _acknowledge_provider(provider: cr.Provider, on_event: lambda_.Function, is_complete: lambda_.Function) -> None:
