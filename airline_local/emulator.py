@@ -12,6 +12,7 @@ which is why MOTO_PORT is set to its port.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -185,6 +186,8 @@ def _start_server(port: int | None) -> Any:
                 self.startup_error = error
                 self._server_ready_event.set()
 
+    # werkzeug logs every request to stderr; the CLI's progress view is the place for progress.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = _Server(ip_address=HOST, port=port or 0, verbose=False)
     server.start()
     if server.startup_error is not None:

@@ -177,7 +177,7 @@ class Orchestration(Construct):
             topic=self._topic,
             subject="Airline booking ingestion FAILED",
             message=sfn.TaskInput.from_json_path_at(
-                "States.Format('Ingestion of s3://{}/{} FAILED at step \\'{}\\'. Error: {}. Cause: {} "
+                "States.Format('Ingestion of s3://{}/{} FAILED at step: {}. Error: {}. Cause: {} "
                 "(execution {})', $.detail.bucket.name, $.detail.object.key, $.failure.step, "
                 "$.failure.error, $.failure.cause, $$.Execution.Name)"
             ),
