@@ -1,0 +1,257 @@
+"""`airline-ingest`: the local pipeline from the command line.
+
+    airline-ingest demo                          the bundled sample, end to end, explained
+    airline-ingest local run FILE [FILE ...]     upload files, wait for their executions
+    airline-ingest local sql "SELECT ..."        query the local warehouse
+    airline-ingest generate --rows N --out FILE  synthetic booking files
+
+Progress goes to stderr; with --json, stdout carries exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from airline_local.job_runner import JavaNotFoundError
+from airline_local.mailbox import read_email
+from airline_local.pipeline import LocalPipeline, PipelineError, RunResult, Upload
+from airline_local.postgres import PostgresError, PostgresServer
+
+SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "bookings_sample.csv"
+DEFAULT_STATE_DIR = Path(".airline-local")
+DEMO_QUERIES = {
+    "Rows loaded by run": "SELECT source_file, status, rows_read, rows_quarantined, rows_duplicate, "
+                          "rows_inserted, rows_updated, rows_unchanged FROM airline.ingestion_runs ORDER BY started_at",
+    "Busiest routes": "SELECT origin, destination, COUNT(*) AS bookings, ROUND(AVG(distance_km)) AS km "
+                      "FROM airline.bookings GROUP BY origin, destination ORDER BY bookings DESC, origin LIMIT 5",
+    "Revenue by cabin": "SELECT cabin_class, currency, COUNT(*) AS bookings, SUM(fare_amount) AS revenue "
+                        "FROM airline.bookings GROUP BY cabin_class, currency ORDER BY revenue DESC LIMIT 5",
+}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help=__doc__.split("\n\n")[0])
+local_app = typer.Typer(no_args_is_help=True, help="Run files through the local pipeline and query its warehouse.")
+app.add_typer(local_app, name="local")
+err = Console(stderr=True)
+KNOWN_ERRORS = (PipelineError, PostgresError, JavaNotFoundError, FileNotFoundError, OSError)
+
+StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where the local stack keeps its state; "
+                              "the warehouse in it persists between invocations.")
+
+
+@app.command()
+def demo(
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Keep the state here (default: a fresh "
+                                             "temporary directory, removed afterwards)."),
+) -> None:
+    """Run the bundled sample through the whole local pipeline and show what happened."""
+    temporary = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="airline-demo-")) if temporary else state_dir
+    if temporary:
+        directory.chmod(0o711)  # PostgreSQL runs as an unprivileged user when we are root
+    err.print(Panel.fit(
+        "Local AWS (moto) + local Spark (the Glue script) + PostgreSQL (standing in for Redshift)\n"
+        f"Uploading [bold]{SAMPLE_FILE.name}[/] to s3://<raw bucket>/raw/bookings/",
+        title="airline-ingest demo"))
+    try:
+        with _started(directory, show_emails=True) as pipeline:
+            results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
+            for result in results:
+                _print_result(result)
+            for title, query in DEMO_QUERIES.items():
+                columns, rows = pipeline.query(query)
+                _print_table(title, columns, rows)
+    finally:
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+    raise typer.Exit(0 if all(r.status == "SUCCEEDED" for r in results) else 1)
+
+
+@local_app.command("run")
+def local_run(
+    files: list[Path] = typer.Argument(..., help="Booking files (.csv or .csv.gz)."),
+    state_dir: Path = StateDirOption,
+    concurrent: bool = typer.Option(False, "--concurrent", help="Upload all files at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each execution."),
+) -> None:
+    """Upload each file under raw/bookings/<name> and wait for its execution; exit 0 if all succeeded."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        _fail(f"no such file: {', '.join(missing)}", code=2)
+    with _started(state_dir, show_emails=not as_json) as pipeline:
+        results = _run_with_progress(pipeline, files, concurrent=concurrent, timeout=timeout, quiet=as_json)
+    if as_json:
+        print(json.dumps({"runs": [r.as_json() for r in results]}, default=_json_default))
+    else:
+        for result in results:
+            _print_result(result)
+    raise typer.Exit(0 if all(r.status == "SUCCEEDED" for r in results) else 1)
+
+
+@local_app.command("sql")
+def local_sql(
+    query: str = typer.Argument(..., help="SQL to run on the local warehouse (PostgreSQL)."),
+    state_dir: Path = StateDirOption,
+    as_json: bool = typer.Option(False, "--json", help="Print {\"columns\": [...], \"rows\": [[...]]}."),
+) -> None:
+    """Run a query on the local warehouse of a state directory."""
+    data_dir = state_dir / "postgres"
+    if not data_dir.is_dir():
+        _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
+    from airline_local.redshift_data import Warehouse  # imported late: psycopg is the only need here
+
+    try:
+        with PostgresServer(data_dir) as server:
+            columns, rows = Warehouse(server.dsn, read_object=None).query(query)
+    except KNOWN_ERRORS as error:
+        _fail(str(error))
+    if as_json:
+        print(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=_json_default))
+    else:
+        _print_table(None, columns, rows, console=Console())
+
+
+@app.command()
+def generate(
+    rows: int = typer.Option(..., "--rows", min=0, help="How many data rows."),
+    out: Path = typer.Option(..., "--out", help="Output file (.csv, or .csv.gz to compress)."),
+    seed: int = typer.Option(42, "--seed", help="Same seed, same file."),
+    bad_ratio: float = typer.Option(0.01, "--bad-ratio", min=0.0, max=1.0, help="Share of rows that break a rule."),
+) -> None:
+    """Write a synthetic booking file that follows (or, for a share of rows, breaks) the data contract."""
+    from airline_local.generator import write_csv
+
+    started = time.monotonic()
+    write_csv(out, rows, seed=seed, bad_ratio=bad_ratio)
+    err.print(f"wrote {rows:,} rows to {out} in {time.monotonic() - started:.1f} s")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+class _started:
+    """Start the local pipeline, turning the known start-up failures into clear messages."""
+
+    def __init__(self, state_dir: Path, *, show_emails: bool) -> None:
+        on_email = _print_email if show_emails else None
+        self.pipeline = LocalPipeline(state_dir, on_email=on_email)
+
+    def __enter__(self) -> LocalPipeline:
+        with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):
+            try:
+                return self.pipeline.start()
+            except KNOWN_ERRORS as error:
+                _fail(str(error))
+        raise AssertionError("unreachable")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pipeline.stop()
+
+
+def _run_with_progress(pipeline: LocalPipeline, files: list[Path], *, concurrent: bool,
+                       timeout: float = 600, quiet: bool = False) -> list[RunResult]:
+    """Run the files while a live table shows each execution's current state."""
+    progress: dict[str, tuple[str, float]] = {}
+    started = time.monotonic()
+    lock = threading.Lock()
+
+    def on_state(upload: Upload, _event: str, state: str) -> None:
+        with lock:
+            progress[upload.key] = (state, time.monotonic() - started)
+        if not quiet:
+            err.print(f"  [dim]{time.monotonic() - started:6.1f}s[/]  {upload.file.name}: {state}")
+
+    def table() -> Table:
+        view = Table(title="Executions", expand=False)
+        view.add_column("file")
+        view.add_column("current state")
+        view.add_column("at", justify="right")
+        with lock:
+            for key, (state, at) in progress.items():
+                view.add_row(key, state, f"{at:.1f}s")
+        return view
+
+    try:
+        if quiet:
+            return pipeline.run(files, concurrent=concurrent, timeout=timeout, on_state=on_state)
+        with Live(table(), console=err, refresh_per_second=4, transient=True) as live:
+            done: list[RunResult] = []
+            worker = threading.Thread(target=lambda: done.extend(
+                pipeline.run(files, concurrent=concurrent, timeout=timeout, on_state=on_state)))
+            worker.start()
+            while worker.is_alive():
+                live.update(table())
+                worker.join(0.25)
+            if len(done) != len(files):
+                raise PipelineError("the run stopped early: see the messages above")
+            return done
+    except KNOWN_ERRORS as error:
+        _fail(str(error))
+    raise AssertionError("unreachable")
+
+
+def _print_email(path: Path) -> None:
+    message = read_email(path)
+    headers = "\n".join(f"{name}: {message[name]}" for name in ("From", "To", "Date", "Subject"))
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content().strip() if body is not None else ""
+    err.print(Panel(f"{headers}\n\n{text}", title=f"email delivered: {path}", border_style="cyan"))
+
+
+def _print_result(result: RunResult) -> None:
+    style = "green" if result.status == "SUCCEEDED" else "red"
+    lines = [f"[{style}]{result.status}[/]  {result.key}  (execution {result.execution_name}, {result.seconds:.1f} s)",
+             "states: " + " → ".join(result.states)]
+    if result.summary:
+        counts = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+        lines.append("  ".join(f"{k}={result.summary.get(k)}" for k in counts))
+        if result.summary.get("quarantine_uri"):
+            lines.append(f"quarantine: {result.summary['quarantine_uri']}")
+    if result.error:
+        lines.append(f"[red]error:[/] {result.error}")
+    err.print(Panel("\n".join(lines), title="run summary", border_style=style))
+
+
+def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ...]], console: Console = err) -> None:
+    view = Table(title=title)
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

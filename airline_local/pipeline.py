@@ -1,0 +1,248 @@
+"""The whole pipeline on one machine: the synthesized stack deployed into the emulator, with a real
+PostgreSQL server behind the Redshift Data API, local Spark behind Glue, and a mailbox behind SNS.
+
+    with LocalPipeline(state_dir) as pipeline:
+        [result] = pipeline.run([Path("bookings.csv")])
+
+A file is uploaded under the raw prefix, exactly as a data engineer would in AWS; the emulated
+EventBridge rule starts the state machine, and this module only watches: it finds the execution the
+upload started, follows it to the end, and collects the run summary the job wrote and the email
+that was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from airline_local.emulator import Emulator
+from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
+from airline_local.postgres import PostgresServer
+from airline_local.redshift_data import DataApiEmulator, Warehouse
+
+RAW_PREFIX = "raw/bookings/"
+SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
+TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# Local synth settings: the definition's own crawler polling, at local speed.
+LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1}
+
+StateCallback = Callable[["Upload", str, str], None]  # (upload, event type, state name)
+
+
+class PipelineError(RuntimeError):
+    """The local pipeline could not run a file (not: the file failed its run)."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    file: Path
+    key: str
+    uploaded_at: float
+
+
+@dataclass
+class RunResult:
+    """One file's trip through the pipeline, in the shape `airline-ingest local run --json` prints."""
+
+    file: str
+    key: str
+    execution_name: str | None
+    status: str
+    summary: dict[str, Any] | None
+    notification: dict[str, str] | None
+    error: str | None
+    states: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        del document["states"], document["seconds"]
+        return document
+
+
+class LocalPipeline:
+    """Starts the local stack on enter, stops every process it started on exit."""
+
+    def __init__(self, state_dir: Path, *, context: dict[str, Any] | None = None,
+                 on_email: Callable[[Path], None] | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.context = {**LOCAL_CONTEXT, **(context or {})}
+        self.on_email = on_email
+        self.postgres: PostgresServer | None = None
+        self.emulator: Emulator | None = None
+        self.data_api: DataApiEmulator | None = None
+        self.warehouse: Warehouse | None = None
+        self.stack: DeployedStack | None = None
+        self._claimed: set[str] = set()
+        self._claim_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalPipeline:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            assembly = CloudAssembly.load(synthesize(self.state_dir / "cdk.out", self.context))
+            self.postgres = PostgresServer(self.state_dir / "postgres").start()
+            self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
+            self.warehouse.apply_schema(SCHEMA_SQL)
+            self.emulator = Emulator(self.state_dir / "emulator")
+            self.data_api = DataApiEmulator(self.warehouse)
+            self.emulator.data_api = self.data_api
+            if self.on_email is not None:
+                on_email = self.on_email
+                self.emulator.mailbox.on_message = lambda _message, path: on_email(path)
+            self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.data_api is not None:
+            self.data_api.close()
+            self.data_api = None
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- running files -----------------------------------------------------------------------
+
+    def run(self, files: Sequence[Path], *, concurrent: bool = False, timeout: float = 600,
+            on_state: StateCallback | None = None) -> list[RunResult]:
+        """Upload each file and follow its execution; in order, or all at once with `concurrent`."""
+        missing = [str(f) for f in files if not Path(f).is_file()]
+        if missing:
+            raise PipelineError(f"no such file: {', '.join(missing)}")
+        if not concurrent:
+            return [self.wait(self.upload(f), timeout=timeout, on_state=on_state) for f in files]
+        uploads = [self.upload(f) for f in files]
+        results: list[RunResult | None] = [None] * len(uploads)
+
+        def follow(index: int) -> None:
+            results[index] = self.wait(uploads[index], timeout=timeout, on_state=on_state)
+
+        threads = [threading.Thread(target=follow, args=(i,), daemon=True) for i in range(len(uploads))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [r for r in results if r is not None]
+
+    def upload(self, file: Path, key: str | None = None) -> Upload:
+        stack = self._require_stack()
+        key = key or RAW_PREFIX + Path(file).name
+        uploaded_at = time.time()
+        self.emulator.client("s3").upload_file(str(file), stack.raw_bucket, key)  # type: ignore[union-attr]
+        return Upload(Path(file), key, uploaded_at)
+
+    def wait(self, upload: Upload, *, timeout: float = 600, on_state: StateCallback | None = None) -> RunResult:
+        """Follow the execution this upload started until it ends."""
+        sfn = self.emulator.client("stepfunctions")  # type: ignore[union-attr]
+        started = time.monotonic()
+        execution = self._find_execution(upload, sfn, timeout)
+        if execution is None:
+            return RunResult(str(upload.file), upload.key, None, "NOT_STARTED", None, None,
+                             f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}")
+        seen_events = 0
+        states: list[str] = []
+        while True:
+            description = sfn.describe_execution(executionArn=execution)
+            history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+            for event in history[seen_events:]:
+                name = event.get("stateEnteredEventDetails", {}).get("name")
+                if name:
+                    states.append(name)
+                    if on_state:
+                        on_state(upload, "entered", name)
+            seen_events = len(history)
+            if description["status"] in TERMINAL_STATUSES:
+                break
+            if time.monotonic() - started > timeout:
+                sfn.stop_execution(executionArn=execution, error="LocalTimeout",
+                                   cause=f"no result within {timeout:.0f} s")
+                raise PipelineError(f"{upload.key}: execution {execution} still running after {timeout:.0f} s")
+            time.sleep(0.2)
+        name = description["name"]
+        status = description["status"]
+        summary = self._run_summary(name)
+        error = None
+        if status != "SUCCEEDED":
+            error = (summary or {}).get("error") or description.get("cause") or description.get("error")
+        return RunResult(
+            file=str(upload.file), key=upload.key, execution_name=name, status=status,
+            summary=summary, notification=self._notification_for(name), error=error,
+            states=states, seconds=round(time.monotonic() - started, 2),
+        )
+
+    def _find_execution(self, upload: Upload, sfn: Any, timeout: float) -> str | None:
+        """The execution started by this upload: the oldest unclaimed one whose event names its key."""
+        deadline = time.monotonic() + min(timeout, 30)
+        while time.monotonic() < deadline:
+            executions = sfn.list_executions(stateMachineArn=self.stack.state_machine_arn)["executions"]
+            for execution in sorted(executions, key=lambda e: e["startDate"]):
+                arn = execution["executionArn"]
+                if arn in self._claimed or execution["startDate"].timestamp() < upload.uploaded_at - 1:
+                    continue
+                event = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
+                if event.get("detail", {}).get("object", {}).get("key") == upload.key:
+                    with self._claim_lock:
+                        if arn not in self._claimed:
+                            self._claimed.add(arn)
+                            return arn
+            time.sleep(0.1)
+        return None
+
+    def _run_summary(self, execution_name: str) -> dict[str, Any] | None:
+        s3 = self.emulator.client("s3")  # type: ignore[union-attr]
+        try:
+            body = s3.get_object(Bucket=self.stack.raw_bucket, Key=f"runs/{execution_name}.json")["Body"]
+        except s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body.read())
+
+    def _notification_for(self, execution_name: str) -> dict[str, str] | None:
+        for message in reversed(self.emulator.mailbox.messages()):  # type: ignore[union-attr]
+            body = _body(message)
+            if execution_name in body:
+                return {"subject": str(message["Subject"]), "message": body}
+        return None
+
+    # -- warehouse ---------------------------------------------------------------------------
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if self.warehouse is None:
+            raise PipelineError("the local warehouse is not running")
+        return self.warehouse.query(sql)
+
+    def _read_objects(self, uri: str) -> list[tuple[str, bytes]]:
+        """Every object under an s3:// prefix, for COPY from the emulated S3."""
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        s3 = self.emulator.client("s3")  # type: ignore[union-attr]
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return [(k, s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+
+    def _require_stack(self) -> DeployedStack:
+        if self.stack is None or self.emulator is None:
+            raise PipelineError("the local pipeline is not started")
+        return self.stack
+
+
+def _body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
