@@ -107,6 +107,12 @@ class JobRunner:
         self._jobs: dict[str, JobSpec] = {}
         self._lock = threading.Lock()
 
+    @property
+    def mirror_uri_pattern(self) -> tuple[str, str]:
+        """(regex, replacement) turning a file:// URI into any run's S3 mirror back into s3://."""
+        root = re.escape(str(self.work_dir.resolve()))
+        return rf"^file:(?://)?{root}/[^/]+/[^/]+/s3/", "s3://"
+
     def register_job(self, name: str, spec: JobSpec) -> None:
         if not Path(spec.script).is_file():
             raise FileNotFoundError(f"Glue job {name}: script {spec.script} does not exist")

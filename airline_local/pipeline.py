@@ -92,6 +92,7 @@ class LocalPipeline:
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.apply_schema(SCHEMA_SQL)
             self.emulator = Emulator(self.state_dir / "emulator")
+            self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api
             if self.on_email is not None:

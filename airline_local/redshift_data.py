@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql as pgsql
@@ -106,9 +107,13 @@ def postgres_error_text(error: psycopg.Error) -> str:
 class Warehouse:
     """Redshift SQL on the local PostgreSQL warehouse (the `dev` database of `PostgresServer`)."""
 
-    def __init__(self, dsn: str, read_object: ReadObjects | None = None):
+    def __init__(self, dsn: str, read_object: ReadObjects | None = None,
+                 restore_uris: tuple[str, str] | None = None):
         self.dsn = dsn
         self.read_object = read_object
+        # (regex, replacement) applied to the text values COPY loads from Parquet: the local job
+        # runner's file:// mirror of S3 back to the s3:// URIs the values stand for on AWS.
+        self.restore_uris = restore_uris
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         # UTC like Redshift, whatever the server's default; staging tables are TEMP tables, held
@@ -221,7 +226,7 @@ class Warehouse:
         loaded = 0
         for name, data in sources:
             chunks = (
-                _parquet_csv_chunks(name, data, len(columns), copy.table)
+                _parquet_csv_chunks(name, data, len(columns), copy.table, self.restore_uris)
                 if copy.format == "PARQUET"
                 else _csv_chunks(name, data, copy.options)
             )
@@ -301,10 +306,13 @@ def _local_files_under(prefix: Path, uri: str) -> list[tuple[str, Path]]:
     return [(str(p), p) for p in sorted(files)]
 
 
-def _as_loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
+def _as_loadable(batch: pa.RecordBatch, restore_uris: tuple[str, str] | None = None) -> pa.RecordBatch:
     """Timestamps as naive UTC microseconds (what Redshift stores for Parquet timestamps)."""
     arrays = []
     for column in batch.columns:
+        if restore_uris is not None and pa.types.is_string(column.type):
+            pattern, replacement = restore_uris
+            column = pc.replace_substring_regex(column, pattern, replacement, max_replacements=1)
         if pa.types.is_timestamp(column.type):
             column = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False)
             if column.type.tz is not None:
@@ -313,7 +321,8 @@ def _as_loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, table: str) -> Iterator[bytes]:
+def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, table: str,
+                        restore_uris: tuple[str, str] | None = None) -> Iterator[bytes]:
     source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
     try:
         parquet = pq.ParquetFile(source)
@@ -328,7 +337,7 @@ def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, ta
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
         out = io.BytesIO()
         try:
-            pacsv.write_csv(_as_loadable(batch), out, CSV_WRITE_OPTIONS)
+            pacsv.write_csv(_as_loadable(batch, restore_uris), out, CSV_WRITE_OPTIONS)
         except pa.ArrowException as exc:
             raise CopySourceError(f"COPY {table}: {name} has a column type that cannot be loaded ({exc})") from exc
         yield out.getvalue()
