@@ -1,0 +1,158 @@
+"""The bookings input contract (docs/data-contract.md) and the warehouse tables' shapes.
+
+Plain Python, no Spark: the column list, the allowed values, how a header maps onto the
+contract, and the airport reference data. The Glue job ships this file with --extra-py-files;
+modules in glue_scripts/ import each other by their flat names, as Glue puts them on sys.path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Contract columns, in the order of airline.bookings.
+CONTRACT_COLUMNS = (
+    "booking_id", "booking_time", "updated_at", "passenger_id", "carrier_code", "flight_number",
+    "origin", "destination", "departure_time", "cabin_class", "fare_amount", "currency",
+    "num_passengers", "booking_status", "sales_channel",
+)
+OPTIONAL_COLUMNS = frozenset({"updated_at", "sales_channel"})
+REQUIRED_COLUMNS = tuple(c for c in CONTRACT_COLUMNS if c not in OPTIONAL_COLUMNS)
+
+CABIN_CLASSES = ("economy", "premium_economy", "business", "first")
+BOOKING_STATUSES = ("confirmed", "cancelled", "checked_in")
+SALES_CHANNELS = ("web", "mobile", "agency", "call_center")
+MAX_ID_BYTES = 64  # Redshift VARCHAR lengths count bytes, not characters
+FLIGHT_NUMBER_RANGE = (1, 9999)
+NUM_PASSENGERS_RANGE = (1, 9)
+DEFAULT_MAX_REJECT_RATIO = 0.1
+
+# Warehouse tables as Spark SQL types, in column order (COPY from Parquet maps by position).
+# Must match sql/001_schema.sql and the stage_run table of sql/load_bookings.sql.
+BOOKINGS_TABLE = (
+    ("booking_id", "string"), ("booking_time", "timestamp"), ("updated_at", "timestamp"),
+    ("passenger_id", "string"), ("carrier_code", "string"), ("flight_number", "short"),
+    ("origin", "string"), ("destination", "string"), ("departure_time", "timestamp"),
+    ("cabin_class", "string"), ("fare_amount", "decimal(12,2)"), ("currency", "string"),
+    ("num_passengers", "short"), ("booking_status", "string"), ("sales_channel", "string"),
+    ("origin_city", "string"), ("origin_country", "string"), ("destination_city", "string"),
+    ("destination_country", "string"), ("distance_km", "double"), ("is_international", "boolean"),
+    ("departure_time_utc", "timestamp"), ("lead_time_days", "int"), ("source_file", "string"),
+    ("execution_id", "string"), ("ingested_at", "timestamp"),
+)
+AIRPORTS_TABLE = (
+    ("iata_code", "string"), ("icao_code", "string"), ("name", "string"), ("city", "string"),
+    ("subdivision", "string"), ("country", "string"), ("latitude", "double"),
+    ("longitude", "double"), ("time_zone", "string"),
+)
+RUN_TABLE = (
+    ("execution_id", "string"), ("source_file", "string"), ("rows_read", "bigint"),
+    ("rows_quarantined", "bigint"), ("rows_duplicate", "bigint"), ("quarantine_uri", "string"),
+    ("started_at", "timestamp"),
+)
+# VARCHAR sizes (bytes) of the airports table: reference text longer than this is cut.
+AIRPORT_TEXT_LIMITS = {"name": 256, "city": 128, "subdivision": 128}
+
+
+class BookingFileError(Exception):
+    """The whole file is rejected; the message is "<source uri>: <reason>"."""
+
+
+class FileRejected(ValueError):
+    """A file-level contract failure; the message is the reason, without the file name."""
+
+
+def normalize_column_name(name: str) -> str:
+    """Header names match case-insensitively, ignoring surrounding spaces and a UTF-8 BOM."""
+    return name.lstrip("\ufeff").strip().lower()
+
+
+@dataclass(frozen=True)
+class HeaderMapping:
+    """Where each contract column sits in the file's header."""
+
+    header: tuple[str, ...]           # the file's names as written (BOM and spaces removed)
+    positions: dict[str, int]         # contract column -> 0-based position in the file
+    unknown_columns: tuple[str, ...]  # names in the file that the contract does not know
+
+    @property
+    def width(self) -> int:
+        return len(self.header)
+
+
+def map_header(header: list[str]) -> HeaderMapping:
+    """Match a header row to the contract; raise FileRejected naming what is wrong."""
+    if not header or all(not name.strip() for name in header):
+        raise FileRejected("no header row")
+    # An unnamed column (e.g. from a trailing comma) is an unknown column like any other.
+    names = tuple(name.lstrip("\ufeff").strip() or f"_unnamed_column_{index + 1}"
+                  for index, name in enumerate(header))
+    positions: dict[str, int] = {}
+    seen: dict[str, str] = {}
+    duplicates: list[str] = []
+    unknown: list[str] = []
+    for index, name in enumerate(names):
+        key = normalize_column_name(name)
+        if key in seen:
+            duplicates.append(f"{seen[key]!r} and {name!r}")
+            continue
+        seen[key] = name
+        if key in CONTRACT_COLUMNS:
+            positions[key] = index
+        else:
+            unknown.append(name)
+    if duplicates:
+        raise FileRejected("duplicate column names: " + "; ".join(duplicates))
+    missing = [column for column in REQUIRED_COLUMNS if column not in positions]
+    if missing:
+        raise FileRejected("missing required column(s): " + ", ".join(missing))
+    return HeaderMapping(header=names, positions=positions, unknown_columns=tuple(unknown))
+
+
+@dataclass(frozen=True)
+class Airport:
+    iata_code: str
+    icao_code: str | None
+    name: str
+    city: str | None
+    subdivision: str | None
+    country: str
+    latitude: float
+    longitude: float
+    time_zone: str
+
+
+def _clip_utf8(text: str | None, limit: int) -> str | None:
+    if not text:
+        return None
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def load_airports() -> list[Airport]:
+    """Airports with an IATA code from the airportsdata package (the maintained reference).
+
+    Entries without a country, a time zone or coordinates cannot enrich a booking and are left
+    out, so an unknown code and an unusable one are reported the same way.
+    """
+    import airportsdata  # imported here: only the driver needs it
+
+    airports = []
+    for code, record in sorted(airportsdata.load("IATA").items()):
+        country, zone = record.get("country") or "", record.get("tz") or ""
+        lat, lon = record.get("lat"), record.get("lon")
+        if len(code) != 3 or len(country) != 2 or not zone or lat is None or lon is None:
+            continue
+        airports.append(Airport(
+            iata_code=code,
+            icao_code=(record.get("icao") or None) if len(record.get("icao") or "") <= 4 else None,
+            name=_clip_utf8(record.get("name"), AIRPORT_TEXT_LIMITS["name"]) or code,
+            city=_clip_utf8(record.get("city"), AIRPORT_TEXT_LIMITS["city"]),
+            subdivision=_clip_utf8(record.get("subd"), AIRPORT_TEXT_LIMITS["subdivision"]),
+            country=country,
+            latitude=float(lat),
+            longitude=float(lon),
+            time_zone=zone,
+        ))
+    return airports

@@ -1,0 +1,150 @@
+"""Reading and writing through Spark and the Hadoop FileSystem API only.
+
+The same calls work on s3:// in Glue and on file:// locally: the job never needs to know
+which one it has.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from bookings_contract import FileRejected
+from bookings_transform import CORRUPT_RECORD
+
+HEADER_PROBE_BYTES = 1 << 20  # the header must end within the first MiB (after decompression)
+
+
+def _hadoop_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def root_cause(error: Exception) -> str:
+    """The innermost JVM exception of a py4j error, on one line (else the Python message)."""
+    cause = getattr(error, "java_exception", None)
+    if cause is None:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    while cause.getCause() is not None:
+        cause = cause.getCause()
+    return " ".join(cause.toString().split())
+
+
+def _read_prefix(spark: SparkSession, uri: str, limit: int) -> tuple[bytes, bool]:
+    """The first ``limit`` bytes of the file, decompressed when its name says so (.gz ...);
+    and whether that is the whole file."""
+    jvm = spark.sparkContext._jvm
+    path, fs = _hadoop_path(spark, uri)
+    if not fs.exists(path):
+        raise FileRejected("file not found")
+    status = fs.getFileStatus(path)
+    if status.isDirectory():
+        raise FileRejected("is a directory, not a file")
+    if status.getLen() == 0:
+        raise FileRejected("empty file (no header row)")
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()).getCodec(path)
+    stream = fs.open(path)
+    try:
+        if codec is not None:
+            stream = codec.createInputStream(stream)
+        data = bytes(stream.readNBytes(limit + 1))  # py4j returns a byte[] as Python bytes
+    except Exception as error:  # py4j wraps the JVM's IOException (e.g. a corrupt gzip stream)
+        if isinstance(error, FileRejected):
+            raise
+        raise FileRejected(f"cannot read the file: {root_cause(error)}") from error
+    finally:
+        stream.close()
+    return data[:limit], len(data) <= limit
+
+
+def _first_record(text: str) -> str | None:
+    """The text of the first CSV record (RFC 4180: a line end inside quotes does not end it),
+    or None if the record does not end within ``text``."""
+    in_quotes = False
+    for index, char in enumerate(text):
+        if char == '"':
+            in_quotes = not in_quotes
+        elif char in "\r\n" and not in_quotes:
+            return text[:index]
+    return None
+
+
+def read_header(spark: SparkSession, uri: str) -> list[str]:
+    """The header row's names, from a cheap read of the file's first bytes.
+
+    Raises FileRejected when there is no file, no header, or the header is not UTF-8 CSV text.
+    """
+    data, whole_file = _read_prefix(spark, uri, HEADER_PROBE_BYTES)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Invalid bytes after the header are a matter for the rows, not for the file.
+        text = data[:error.start].decode("utf-8")
+        whole_file = False
+    record = _first_record(text)
+    if record is None:
+        if not whole_file:
+            raise FileRejected("no header row: the first line is not UTF-8 CSV text "
+                               f"ending within {HEADER_PROBE_BYTES} bytes")
+        record = text
+    if "\x00" in record:
+        raise FileRejected("not a CSV text file (the first line holds NUL bytes)")
+    if not record.strip():
+        raise FileRejected("no header row (the first line is empty)")
+    try:
+        return next(csv.reader(io.StringIO(record, newline=""), strict=True))
+    except csv.Error as error:
+        raise FileRejected(f"the header row is not valid CSV: {error}") from error
+
+
+def read_bookings_csv(spark: SparkSession, uri: str, schema: T.StructType) -> DataFrame:
+    """The file as all-string columns by position (``schema`` from the header).
+
+    multiLine: quoted fields may hold line ends (RFC 4180); it also keeps a file in one
+    partition, in file order. PERMISSIVE plus the corrupt-record column keeps rows with the
+    wrong number of fields instead of failing or dropping them. gzip is decompressed by
+    extension.
+    """
+    return (spark.read
+            .option("header", "true")
+            .option("enforceSchema", "true")  # the header was matched by name already
+            .option("multiLine", "true")
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("encoding", "UTF-8")
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+            .schema(schema)
+            .csv(uri))
+
+
+def write_json_lines(frame: DataFrame, uri: str) -> None:
+    """JSON Lines, nulls kept (a null value is an empty field in the source)."""
+    frame.write.mode("overwrite").option("ignoreNullFields", "false").json(uri)
+
+
+def write_parquet(frame: DataFrame, uri: str) -> None:
+    frame.write.mode("overwrite").parquet(uri)
+
+
+def count_parquet(spark: SparkSession, uri: str) -> int:
+    """Row count of written Parquet (from the files' footers: no data is read)."""
+    return spark.read.parquet(uri).count()
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """One small object (the run summary), replacing any earlier one."""
+    path, fs = _hadoop_path(spark, uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+

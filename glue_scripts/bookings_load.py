@@ -1,0 +1,160 @@
+"""Load the staged Parquet into Redshift: sql/load_bookings.sql as one Data API batch.
+
+batch_execute_statement runs the statements as one transaction; describe_statement is polled
+until the batch ends; the last sub-statement (``<id>:<n>``) returns the MERGE's counts.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOAD_SQL_FILE = "load_bookings.sql"
+STATEMENT_SEPARATOR = ";"            # a line holding only ";" ends a statement
+PLACEHOLDERS = ("{staging_uri}", "{iam_role}")
+FINAL_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
+
+
+class LoadError(RuntimeError):
+    """The warehouse load did not finish (the message carries the Data API's error)."""
+
+
+@dataclass(frozen=True)
+class RedshiftTarget:
+    """Where the Data API runs: a Serverless workgroup, or a provisioned cluster + db user."""
+
+    database: str
+    workgroup: str | None = None
+    cluster_id: str | None = None
+    db_user: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.database:
+            raise ValueError("a Redshift database name is required")
+        if bool(self.workgroup) == bool(self.cluster_id):
+            raise ValueError("give either a Redshift Serverless workgroup or a cluster id")
+        if self.cluster_id and not self.db_user:
+            raise ValueError("a provisioned cluster needs a database user")
+
+    def connection_parameters(self) -> dict[str, str]:
+        if self.workgroup:
+            return {"Database": self.database, "WorkgroupName": self.workgroup}
+        return {"Database": self.database, "ClusterIdentifier": self.cluster_id,
+                "DbUser": self.db_user}
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    rows_inserted: int
+    rows_updated: int
+    rows_unchanged: int
+
+
+def read_load_sql(path: str | Path | None = None) -> str:
+    """The load SQL: from ``path`` if given; else ``load_bookings.sql`` in the working directory
+    (Glue's --extra-files), else shipped beside this module (e.g. in the --extra-py-files zip)."""
+    if path is not None:
+        return Path(path).read_text(encoding="utf-8")
+    if Path(LOAD_SQL_FILE).is_file():
+        return Path(LOAD_SQL_FILE).read_text(encoding="utf-8")
+    try:
+        data = pkgutil.get_data(__name__, LOAD_SQL_FILE)
+    except OSError:
+        data = None
+    if data is None:
+        raise FileNotFoundError(f"{LOAD_SQL_FILE} is neither in the working directory "
+                                f"({Path.cwd()}) nor shipped beside the {__name__} module")
+    return data.decode("utf-8")
+
+
+def _sql_string(value: str) -> str:
+    """Text for inside a single-quoted SQL literal: quotes doubled, control characters refused."""
+    if any(ord(char) < 32 for char in value):
+        raise ValueError(f"control character in a value for the load SQL: {value!r}")
+    return value.replace("'", "''")
+
+
+def build_statements(sql_text: str, staging_uri: str, iam_role: str) -> list[str]:
+    """The load SQL split into statements, comment lines dropped, placeholders filled.
+
+    ``staging_uri`` is ``<data root>/staging/<execution id>/`` (with the trailing slash).
+    """
+    if not staging_uri.endswith("/"):
+        raise ValueError(f"staging URI must end with '/': {staging_uri!r}")
+    for placeholder in PLACEHOLDERS:
+        if placeholder not in sql_text:
+            raise ValueError(f"load SQL has no {placeholder} placeholder")
+    statements, current = [], []
+    for line in sql_text.splitlines():
+        if line.strip() == STATEMENT_SEPARATOR:
+            statements.append("\n".join(current).strip())
+            current = []
+        elif not line.lstrip().startswith("--"):
+            current.append(line.rstrip())
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip())
+    statements = [statement for statement in statements if statement]
+    filled = [statement.replace("{staging_uri}", _sql_string(staging_uri))
+                       .replace("{iam_role}", _sql_string(iam_role))
+              for statement in statements]
+    if not filled or not filled[-1].upper().startswith("SELECT"):
+        raise ValueError("the load SQL must end with the SELECT of the load counts")
+    return filled
+
+
+def _field_value(field: dict) -> int:
+    for key in ("longValue", "doubleValue", "stringValue"):
+        if key in field:
+            return int(field[key])
+    raise LoadError(f"unexpected value in the load counts: {field}")
+
+
+def run_load(client, statements: list[str], target: RedshiftTarget, *,
+             statement_name: str = "airline-bookings-load", poll_seconds: float = 1.0,
+             max_poll_seconds: float = 10.0, timeout_seconds: float = 3600.0,
+             sleep: Callable[[float], None] = time.sleep,
+             clock: Callable[[], float] = time.monotonic) -> LoadCounts:
+    """Run the batch (one transaction), wait for it, and read the counts of its last SELECT."""
+    response = client.batch_execute_statement(
+        Sqls=statements, StatementName=statement_name[:500], **target.connection_parameters())
+    batch_id = response["Id"]
+    deadline, delay = clock() + timeout_seconds, poll_seconds
+    while True:
+        description = client.describe_statement(Id=batch_id)
+        status = description["Status"]
+        if status in FINAL_STATES:
+            break
+        if clock() > deadline:
+            client.cancel_statement(Id=batch_id)
+            raise LoadError(f"load batch {batch_id} still {status} after {timeout_seconds:.0f}s;"
+                            " cancelled")
+        sleep(delay)
+        delay = min(delay * 1.5, max_poll_seconds)
+    if status != "FINISHED":
+        failed = [sub for sub in description.get("SubStatements", [])
+                  if sub.get("Status") in ("FAILED", "ABORTED")]
+        where = f" (statement {failed[0]['Id']}: {failed[0].get('QueryString', '')[:120]!r})" \
+            if failed else ""
+        raise LoadError(f"load batch {batch_id} {status}: {description.get('Error', 'no error')}"
+                        f"{where}")
+    result = client.get_statement_result(Id=f"{batch_id}:{len(statements)}")
+    records = result.get("Records", [])
+    if len(records) != 1 or len(records[0]) != 3:
+        raise LoadError(f"load batch {batch_id}: expected one row of 3 counts, got {records}")
+    inserted, updated, unchanged = (_field_value(field) for field in records[0])
+    return LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_unchanged=unchanged)
+
+
+def load_bookings(staging_uri: str, iam_role: str, target: RedshiftTarget, *,
+                  sql_path: str | Path | None = None, client=None,
+                  statement_name: str = "airline-bookings-load") -> LoadCounts:
+    """Fill the load SQL for one run's staging prefix and run it through the Data API."""
+    if client is None:
+        import boto3  # endpoint and region come from the environment (AWS_ENDPOINT_URL locally)
+
+        client = boto3.client("redshift-data")
+    statements = build_statements(read_load_sql(sql_path), staging_uri, iam_role)
+    return run_load(client, statements, target, statement_name=statement_name)

@@ -1,0 +1,226 @@
+"""Glue job: ingest one airline bookings CSV file into Redshift.
+
+read -> validate -> quarantine -> dedupe -> enrich -> stage Parquet -> load (Data API, one
+transaction) -> run summary. Runs unmodified on AWS Glue 5.0 and on local PySpark 3.5: it uses
+a plain SparkSession (no GlueContext) and only Spark / Hadoop FileSystem I/O, so the local
+runtime can hand it file:// URIs and point boto3 at an emulator with AWS_ENDPOINT_URL.
+Arguments: see docs/architecture.md (optional ones may be passed as "-").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from awsglue.utils import getResolvedOptions
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+import bookings_contract as contract
+import bookings_io
+import bookings_load
+import bookings_transform as transform
+
+ARGUMENT_NAMES = (
+    "JOB_NAME", "source_uri", "execution_id", "data_root_uri", "redshift_database",
+    "redshift_workgroup", "redshift_cluster_id", "redshift_db_user", "redshift_copy_role_arn",
+    "max_reject_ratio",
+)
+UNSET = "-"
+# Execution ids become path segments and part of a SQL literal: keep them to a safe alphabet.
+EXECUTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class JobArguments:
+    source_uri: str
+    execution_id: str
+    data_root_uri: str
+    target: bookings_load.RedshiftTarget
+    copy_role_arn: str
+    max_reject_ratio: float
+
+    @property
+    def root(self) -> str:
+        return self.data_root_uri.rstrip("/")
+
+    @property
+    def staging_uri(self) -> str:
+        return f"{self.root}/staging/{self.execution_id}/"
+
+    @property
+    def quarantine_uri(self) -> str:
+        return f"{self.root}/quarantine/{self.execution_id}/"
+
+    @property
+    def summary_uri(self) -> str:
+        return f"{self.root}/runs/{self.execution_id}.json"
+
+
+def parse_arguments(argv: list[str]) -> JobArguments:
+    options = getResolvedOptions(argv, list(ARGUMENT_NAMES))
+
+    def optional(name: str) -> str | None:
+        value = (options.get(name) or "").strip()
+        return None if value in ("", UNSET) else value
+
+    execution_id = options["execution_id"]
+    if not EXECUTION_ID_PATTERN.match(execution_id):
+        raise ValueError(f"--execution_id {execution_id!r} must match {EXECUTION_ID_PATTERN.pattern}")
+    ratio_text = optional("max_reject_ratio")
+    ratio = contract.DEFAULT_MAX_REJECT_RATIO if ratio_text is None else float(ratio_text)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"--max_reject_ratio must be between 0 and 1, got {ratio_text}")
+    return JobArguments(
+        source_uri=options["source_uri"],
+        execution_id=execution_id,
+        data_root_uri=options["data_root_uri"],
+        target=bookings_load.RedshiftTarget(
+            database=options["redshift_database"], workgroup=optional("redshift_workgroup"),
+            cluster_id=optional("redshift_cluster_id"), db_user=optional("redshift_db_user")),
+        copy_role_arn=options["redshift_copy_role_arn"],
+        max_reject_ratio=ratio,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunSummary:
+    execution_id: str
+    source_file: str
+    started_at: datetime
+    status: str = "RUNNING"
+    error: str | None = None
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    quarantine_uri: str | None = None
+    unknown_columns: list[str] = field(default_factory=list)
+
+    def to_json(self, finished_at: datetime) -> str:
+        document = asdict(self)
+        document.update(started_at=_iso(self.started_at), finished_at=_iso(finished_at),
+                        duration_seconds=round((finished_at - self.started_at).total_seconds(), 3))
+        return json.dumps(document, indent=2) + "\n"
+
+
+def configure(spark: SparkSession) -> None:
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # an ISO time without offset is UTC
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    # No _SUCCESS marker: COPY loads every object under the staging prefix.
+    spark.sparkContext._jsc.hadoopConfiguration().set(
+        "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+
+
+def _read_and_count(validated) -> tuple[int, int]:
+    """Materialize the validated rows (cached) and count them; a failure here is the file's."""
+    try:
+        totals = validated.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.coalesce(F.sum(transform.is_rejected(validated).cast("long")), F.lit(0)).alias("bad"),
+        ).first()
+    except Exception as error:  # py4j wraps the reader's decode/decompress errors
+        raise contract.FileRejected(
+            f"cannot read the file as CSV: {bookings_io.root_cause(error)}") from error
+    return int(totals["rows"]), int(totals["bad"])
+
+
+def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
+    """Everything before the warehouse: validate, quarantine, dedupe, enrich, and write the
+    staging Parquet (bookings, airports, run). Fills ``summary``; raises contract.FileRejected
+    for a file-level failure, before anything is staged."""
+    mapping = contract.map_header(bookings_io.read_header(spark, args.source_uri))
+    summary.unknown_columns = list(mapping.unknown_columns)
+
+    airports = transform.airports_frame(spark, contract.load_airports()).cache()
+    raw = bookings_io.read_bookings_csv(spark, args.source_uri, transform.raw_schema(mapping))
+    validated = transform.validate(
+        raw, mapping, airports, partitions=spark.sparkContext.defaultParallelism,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        summary.rows_read, summary.rows_quarantined = _read_and_count(validated)
+        if summary.rows_quarantined:
+            summary.quarantine_uri = args.quarantine_uri
+            quarantine = (transform.quarantine_records(validated, args.source_uri)
+                          .coalesce(1).sortWithinPartitions(transform.RECORD_NUMBER))
+            bookings_io.write_json_lines(quarantine, args.quarantine_uri)
+        if (summary.rows_read
+                and summary.rows_quarantined / summary.rows_read > args.max_reject_ratio):
+            raise contract.FileRejected(
+                f"{summary.rows_quarantined} of {summary.rows_read} rows rejected "
+                f"({summary.rows_quarantined / summary.rows_read:.1%}), more than "
+                f"max_reject_ratio {args.max_reject_ratio:g}; see {args.quarantine_uri}")
+
+        accepted = transform.accepted_rows(validated)
+        bookings = transform.enrich(transform.deduplicate(accepted), airports, args.source_uri,
+                                    args.execution_id, summary.started_at)
+        bookings_io.write_parquet(bookings, args.staging_uri + "bookings/")
+        staged = bookings_io.count_parquet(spark, args.staging_uri + "bookings/")
+    finally:
+        validated.unpersist()
+    summary.rows_duplicate = summary.rows_read - summary.rows_quarantined - staged
+
+    bookings_io.write_parquet(
+        transform.to_table_columns(airports, contract.AIRPORTS_TABLE).coalesce(1),
+        args.staging_uri + "airports/")
+    airports.unpersist()
+    run_row = spark.createDataFrame(
+        [(args.execution_id, args.source_uri, summary.rows_read, summary.rows_quarantined,
+          summary.rows_duplicate, summary.quarantine_uri, summary.started_at)],
+        transform.table_schema(contract.RUN_TABLE))
+    bookings_io.write_parquet(run_row.coalesce(1), args.staging_uri + "run/")
+
+
+def load(args: JobArguments, summary: RunSummary, load_sql_path: str | None = None) -> None:
+    """Run sql/load_bookings.sql on the staged files; the counts go into ``summary``."""
+    counts = bookings_load.load_bookings(
+        args.staging_uri, args.copy_role_arn, args.target, sql_path=load_sql_path,
+        statement_name=f"airline-bookings-load-{args.execution_id}")
+    summary.rows_inserted = counts.rows_inserted
+    summary.rows_updated = counts.rows_updated
+    summary.rows_unchanged = counts.rows_unchanged
+    summary.status = "SUCCEEDED"
+
+
+def _write_summary(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
+    bookings_io.write_text(spark, args.summary_uri, summary.to_json(datetime.now(timezone.utc)))
+
+
+def main(argv: list[str]) -> None:
+    args = parse_arguments(argv)
+    spark = SparkSession.builder.getOrCreate()
+    configure(spark)
+    summary = RunSummary(execution_id=args.execution_id, source_file=args.source_uri,
+                         started_at=datetime.now(timezone.utc))
+    started = time.monotonic()
+    try:
+        stage(spark, args, summary)
+        load(args, summary)
+    except contract.FileRejected as rejection:
+        summary.status, summary.error = "FAILED", str(rejection)
+        _write_summary(spark, args, summary)
+        raise contract.BookingFileError(f"{args.source_uri}: {rejection}") from rejection
+    except Exception as error:
+        summary.status, summary.error = "FAILED", f"{type(error).__name__}: {error}"
+        _write_summary(spark, args, summary)
+        raise
+    _write_summary(spark, args, summary)
+    print(f"{args.source_uri}: {summary.status} in {time.monotonic() - started:.1f}s - "
+          f"read {summary.rows_read}, quarantined {summary.rows_quarantined}, duplicate "
+          f"{summary.rows_duplicate}, inserted {summary.rows_inserted}, updated "
+          f"{summary.rows_updated}, unchanged {summary.rows_unchanged}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
