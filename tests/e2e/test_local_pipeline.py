@@ -1,0 +1,140 @@
+"""The whole pipeline, locally: upload → EventBridge → state machine → crawler → Glue script on
+Spark → COPY + MERGE in PostgreSQL → run summary → email. Real moto server, Spark and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airline_local.local_stack import CloudAssembly
+from e2e_helpers import read_rows, scalar, write_rows
+
+pytestmark = pytest.mark.slow
+
+COUNTS = ("rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+
+
+def assert_conserved(summary: dict) -> None:
+    assert summary["rows_read"] == sum(summary[k] for k in COUNTS), summary
+
+
+def test_sample_file_is_loaded_and_reported(pipeline):
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "bookings_sample.csv"
+    [result] = pipeline.run([sample])
+
+    assert result.status == "SUCCEEDED", result.error
+    summary = result.summary
+    assert_conserved(summary)
+    assert summary["rows_read"] == len(read_rows(sample))
+    assert summary["rows_quarantined"] > 0  # the sample carries a few bad rows on purpose
+    assert summary["rows_inserted"] > 0
+    loaded = scalar(pipeline, f"SELECT COUNT(*) FROM airline.bookings WHERE execution_id = '{result.execution_name}'")
+    assert loaded == summary["rows_inserted"]
+    # Lineage names the object in S3, as on AWS (not the job runner's local mirror of it).
+    sources = pipeline.query("SELECT DISTINCT source_file FROM airline.bookings "
+                             f"WHERE execution_id = '{result.execution_name}'")[1]
+    assert sources == [(summary["source_file"],)]
+    assert summary["source_file"] == f"s3://{pipeline.stack.raw_bucket}/raw/bookings/bookings_sample.csv"
+    audit = pipeline.query(
+        "SELECT rows_read, rows_quarantined, rows_duplicate, rows_inserted, rows_updated, rows_unchanged "
+        f"FROM airline.ingestion_runs WHERE execution_id = '{result.execution_name}'")[1]
+    assert audit == [tuple(summary[k] for k in ("rows_read", *COUNTS))]
+    # The email carries the counts of the run summary.
+    assert "succeeded" in result.notification["subject"].lower()
+    assert f"rows_inserted={summary['rows_inserted']}" in result.notification["message"]
+    assert f"rows_quarantined={summary['rows_quarantined']}" in result.notification["message"]
+
+
+def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):
+    [result] = pipeline.run([make_file("sequence.csv", 50, seed=101)])
+    assert result.status == "SUCCEEDED", result.error
+
+    assembly = CloudAssembly.load(pipeline.state_dir / "cdk.out")
+    definition = _pipeline_definition(assembly)
+    for current, following in zip(result.states, result.states[1:]):
+        assert following in _transitions(definition["States"][current]), (current, following)
+    assert result.states[0] == definition["StartAt"] == "Start crawler"
+    for state in ("Get crawler", "Crawler finished?", "Crawl succeeded?", "Run ETL job", "Job succeeded?",
+                  "Read run summary", "Notify success"):
+        assert state in result.states
+    assert result.states[-1] == "Succeeded"
+
+
+def test_reupload_of_the_same_file_adds_no_rows(pipeline, make_file):
+    path = make_file("reupload.csv", 120, seed=102)
+    [first] = pipeline.run([path])
+    [second] = pipeline.run([path])
+
+    assert first.status == second.status == "SUCCEEDED"
+    assert first.execution_name != second.execution_name
+    assert second.summary["rows_inserted"] == second.summary["rows_updated"] == 0
+    assert second.summary["rows_unchanged"] == first.summary["rows_inserted"] + first.summary["rows_updated"]
+    assert scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings WHERE booking_id LIKE 'BK102-%'") == (
+        first.summary["rows_inserted"])
+
+
+def test_newer_data_wins_and_an_older_file_changes_nothing(pipeline, make_file, tmp_path):
+    original = make_file("v1.csv", 60, seed=103, duplicate_ratio=0.0, update_ratio=0.0)
+    rows = read_rows(original)
+    newer = [dict(r, updated_at="2030-01-01T00:00:00Z", fare_amount="999.99") for r in rows]
+    newer_file = write_rows(tmp_path / "v2.csv", newer)
+    older_again = write_rows(tmp_path / "v1-late.csv", rows)
+
+    [v1] = pipeline.run([original])
+    [v2] = pipeline.run([newer_file])
+    [late] = pipeline.run([older_again])
+
+    assert (v1.status, v2.status, late.status) == ("SUCCEEDED",) * 3
+    assert v2.summary["rows_updated"] == v1.summary["rows_inserted"] == len(rows)
+    assert late.summary["rows_unchanged"] == len(rows) and late.summary["rows_updated"] == 0
+    fares = pipeline.query("SELECT DISTINCT fare_amount FROM airline.bookings WHERE booking_id LIKE 'BK103-%'")[1]
+    assert [str(f) for (f,) in fares] == ["999.99"]
+
+
+def test_a_file_missing_a_required_column_fails_and_changes_nothing(pipeline, make_file, tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "currency"} for r in read_rows(make_file("src.csv", 20, seed=104))]
+    broken = write_rows(tmp_path / "no-currency.csv", rows)
+    before = scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings")
+
+    [result] = pipeline.run([broken])
+
+    assert result.status == "FAILED"
+    assert "currency" in result.error
+    assert "failed" in result.notification["subject"].lower()
+    assert "currency" in result.notification["message"] and "no-currency.csv" in result.notification["message"]
+    assert scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings") == before
+    assert scalar(pipeline, "SELECT COUNT(*) FROM airline.ingestion_runs "
+                            f"WHERE execution_id = '{result.execution_name}'") == 0
+
+
+def test_concurrent_uploads_all_load_every_row_once(pipeline, make_file):
+    files = [make_file(f"burst-{i}.csv", 80, seed=110 + i, duplicate_ratio=0.0, update_ratio=0.0) for i in range(3)]
+
+    results = pipeline.run(files, concurrent=True)
+
+    assert [r.status for r in results] == ["SUCCEEDED"] * 3, [r.error for r in results]
+    for result in results:
+        assert_conserved(result.summary)
+    total = sum(r.summary["rows_inserted"] for r in results)
+    assert total == sum(len(read_rows(f)) - r.summary["rows_quarantined"] for f, r in zip(files, results))
+    counts = pipeline.query("SELECT COUNT(*), COUNT(DISTINCT booking_id) FROM airline.bookings "
+                            "WHERE booking_id LIKE 'BK11_-%'")[1]
+    assert counts == [(total, total)]
+
+
+def _pipeline_definition(assembly: CloudAssembly) -> dict:
+    template = assembly.template
+    for lid in template.resources_of_type("AWS::StepFunctions::StateMachine"):
+        definition = json.loads(template.properties(lid)["DefinitionString"])
+        if "Start crawler" in definition.get("States", {}):
+            return definition
+    raise AssertionError("no pipeline state machine in the template")
+
+
+def _transitions(state: dict) -> set[str]:
+    targets = {state.get("Next"), state.get("Default")}
+    targets |= {choice["Next"] for choice in state.get("Choices", [])}
+    targets |= {catch["Next"] for catch in state.get("Catch", [])}
+    return {t for t in targets if t}
