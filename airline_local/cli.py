@@ -27,7 +27,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from airline_local.emulator import EmulatorError
 from airline_local.job_runner import JavaNotFoundError
+from airline_local.local_stack import SynthError
 from airline_local.mailbox import read_email
 from airline_local.pipeline import LocalPipeline, PipelineError, RunResult, Upload
 from airline_local.postgres import PostgresError, PostgresServer
@@ -48,8 +50,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 local_app = typer.Typer(no_args_is_help=True, help="Run files through the local pipeline and query its warehouse.")
 app.add_typer(local_app, name="local")
 err = Console(stderr=True)
-KNOWN_ERRORS = (PipelineError, PostgresError, JavaNotFoundError, FileNotFoundError, OSError)
+KNOWN_ERRORS = (PipelineError, PostgresError, EmulatorError, JavaNotFoundError, SynthError, FileNotFoundError, OSError)
 
+AwsPortOption = typer.Option(None, "--aws-port", help="Port of the local AWS emulator (default: a free one).")
+WarehousePortOption = typer.Option(None, "--warehouse-port", help="Port of the local PostgreSQL (default: a free one).")
 StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where the local stack keeps its state; "
                               "the warehouse in it persists between invocations.")
 
@@ -89,12 +93,14 @@ def local_run(
     concurrent: bool = typer.Option(False, "--concurrent", help="Upload all files at once."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each execution."),
+    aws_port: Optional[int] = AwsPortOption,
+    warehouse_port: Optional[int] = WarehousePortOption,
 ) -> None:
     """Upload each file under raw/bookings/<name> and wait for its execution; exit 0 if all succeeded."""
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         _fail(f"no such file: {', '.join(missing)}", code=2)
-    with _started(state_dir, show_emails=not as_json) as pipeline:
+    with _started(state_dir, show_emails=not as_json, aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
         results = _run_with_progress(pipeline, files, concurrent=concurrent, timeout=timeout, quiet=as_json)
     if as_json:
         print(json.dumps({"runs": [r.as_json() for r in results]}, default=_json_default))
@@ -147,9 +153,9 @@ def generate(
 class _started:
     """Start the local pipeline, turning the known start-up failures into clear messages."""
 
-    def __init__(self, state_dir: Path, *, show_emails: bool) -> None:
+    def __init__(self, state_dir: Path, *, show_emails: bool, **ports: int | None) -> None:
         on_email = _print_email if show_emails else None
-        self.pipeline = LocalPipeline(state_dir, on_email=on_email)
+        self.pipeline = LocalPipeline(state_dir, on_email=on_email, **ports)
 
     def __enter__(self) -> LocalPipeline:
         with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):

@@ -23,7 +23,8 @@ from typing import Any
 
 from airline_local.emulator import Emulator
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
-from airline_local.postgres import PostgresServer
+from airline_local.job_runner import check_java
+from airline_local.postgres import PostgresServer, check_port_free
 from airline_local.redshift_data import DataApiEmulator, Warehouse
 
 RAW_PREFIX = "raw/bookings/"
@@ -70,10 +71,13 @@ class LocalPipeline:
     """Starts the local stack on enter, stops every process it started on exit."""
 
     def __init__(self, state_dir: Path, *, context: dict[str, Any] | None = None,
-                 on_email: Callable[[Path], None] | None = None) -> None:
+                 on_email: Callable[[Path], None] | None = None,
+                 aws_port: int | None = None, warehouse_port: int | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
+        self.aws_port = aws_port
+        self.warehouse_port = warehouse_port
         self.postgres: PostgresServer | None = None
         self.emulator: Emulator | None = None
         self.data_api: DataApiEmulator | None = None
@@ -85,13 +89,18 @@ class LocalPipeline:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalPipeline:
+        # What can be checked in a moment is checked before the slow start-up steps.
+        for port in (self.aws_port, self.warehouse_port):
+            if port is not None:
+                check_port_free(port)
+        check_java()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             assembly = CloudAssembly.load(synthesize(self.state_dir / "cdk.out", self.context))
-            self.postgres = PostgresServer(self.state_dir / "postgres").start()
+            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.apply_schema(SCHEMA_SQL)
-            self.emulator = Emulator(self.state_dir / "emulator")
+            self.emulator = Emulator(self.state_dir / "emulator", self.aws_port)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api
