@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test install system-deps synth bench clean
+.PHONY: demo test soak install system-deps synth bench clean
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -14,9 +14,17 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+## soak: the long reliability runs left out of `make test` (a burst of 20 uploads, 100 files in sequence)
+soak: install
+	$(PY) -m pytest -m soak -s tests/reliability
+
 ## synth: synthesize the CDK app with the project's own CDK CLI
 synth: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+
+## bench: the benchmark (README "Performance"): throughput against PostgreSQL COPY, latency, scaling
+bench: install
+	$(PY) -m bench.run_bench
 
 install: system-deps $(VENV)/.installed node_modules/.installed
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -16,6 +17,22 @@ from bookings_contract import FileRejected
 from bookings_transform import CORRUPT_RECORD
 
 HEADER_PROBE_BYTES = 1 << 20  # the header must end within the first MiB (after decompression)
+GLOB_CHARACTERS = re.compile(r"([\\{}\[\]*?])")  # Spark's reader expands these in a path
+
+
+def check_object_key(uri: str) -> None:
+    """Refuse a key that Hadoop's Path would normalize into another object's name: an empty,
+    '.' or '..' segment (`raw/bookings/../x.csv` would read `raw/x.csv`)."""
+    segments = uri.split("://", 1)[-1].split("/")[1:]  # after the bucket (or the empty host)
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise FileRejected("the object key has an empty, '.' or '..' path segment, "
+                           "which Spark would resolve to another object")
+
+
+def literal_path(uri: str) -> str:
+    """The URI as a pattern that matches only itself: DataFrameReader.csv expands glob
+    characters, so a key such as `raw/bookings/*.csv` would read every file beside it."""
+    return GLOB_CHARACTERS.sub(r"\\\1", uri)
 
 
 def _hadoop_path(spark: SparkSession, uri: str):
@@ -38,6 +55,7 @@ def _read_prefix(spark: SparkSession, uri: str, limit: int) -> tuple[bytes, bool
     """The first ``limit`` bytes of the file, decompressed when its name says so (.gz ...);
     and whether that is the whole file."""
     jvm = spark.sparkContext._jvm
+    check_object_key(uri)
     path, fs = _hadoop_path(spark, uri)
     if not fs.exists(path):
         raise FileRejected("file not found")
@@ -122,7 +140,7 @@ def read_bookings_csv(spark: SparkSession, uri: str, schema: T.StructType) -> Da
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
             .schema(schema)
-            .csv(uri))
+            .csv(literal_path(uri)))
 
 
 def write_json_lines(frame: DataFrame, uri: str) -> None:
@@ -132,6 +150,12 @@ def write_json_lines(frame: DataFrame, uri: str) -> None:
 
 def write_parquet(frame: DataFrame, uri: str) -> None:
     frame.write.mode("overwrite").parquet(uri)
+
+
+def file_size(spark: SparkSession, uri: str) -> int:
+    """The file's size in bytes, as stored (compressed for .gz)."""
+    path, fs = _hadoop_path(spark, uri)
+    return int(fs.getFileStatus(path).getLen())
 
 
 def count_parquet(spark: SparkSession, uri: str) -> int:

@@ -16,6 +16,11 @@ LOAD_SQL_FILE = "load_bookings.sql"
 STATEMENT_SEPARATOR = ";"            # a line holding only ";" ends a statement
 PLACEHOLDERS = ("{staging_uri}", "{iam_role}")
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
+# DescribeStatement polling: first look after 0.1 s (a small load finishes in well under a
+# second), then back off by 1.5x up to 2 s, so that a long load is seen ending within 2 s
+# for a few calls a minute (far below the Data API's DescribeStatement quota).
+FIRST_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 2.0
 
 
 class LoadError(RuntimeError):
@@ -113,8 +118,8 @@ def _field_value(field: dict) -> int:
 
 
 def run_load(client, statements: list[str], target: RedshiftTarget, *,
-             statement_name: str = "airline-bookings-load", poll_seconds: float = 1.0,
-             max_poll_seconds: float = 10.0, timeout_seconds: float = 3600.0,
+             statement_name: str = "airline-bookings-load", poll_seconds: float = FIRST_POLL_SECONDS,
+             max_poll_seconds: float = MAX_POLL_SECONDS, timeout_seconds: float = 3600.0,
              sleep: Callable[[float], None] = time.sleep,
              clock: Callable[[], float] = time.monotonic) -> LoadCounts:
     """Run the batch (one transaction), wait for it, and read the counts of its last SELECT."""

@@ -102,7 +102,7 @@ def test_run_load_submits_one_batch_polls_and_reads_the_last_result(statements):
                                         sleep=sleeps.append)
         stub.assert_no_pending_responses()
     assert counts == LoadCounts(rows_inserted=5, rows_updated=2, rows_unchanged=1)
-    assert sleeps == [1.0]
+    assert sleeps == [bookings_load.FIRST_POLL_SECONDS]
 
 
 def test_a_failed_batch_raises_with_the_data_api_error(statements):

@@ -1,0 +1,1 @@
+"""Benchmarks of the local pipeline against PostgreSQL COPY (see bench/run_bench.py)."""

@@ -1,0 +1,155 @@
+"""The benchmark: `make bench` (or `.venv/bin/python -m bench.run_bench`).
+
+In one run, on generated files (fixed seed, 1% bad rows):
+1. throughput of the Glue job + load for each size (wall seconds, rows/s, MB/s, peak RSS of the
+   job's process tree and of PostgreSQL), started directly through the JobRunner and the Data API
+   emulator;
+2. the floor: PostgreSQL COPY of the same file into a table of text columns, same server;
+3. latency: a small file through the whole local stack, upload to email, by state;
+4. scaling: rows/s at the largest size against 1M rows, peak job memory by rows;
+5. results as JSON and a PNG chart in bench/results/, and the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR.parent) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(BENCH_DIR.parent))
+
+from airline_local.job_runner import DEFAULT_SPARK_CONF, JobSpec  # noqa: E402
+from airline_local.pipeline import LocalPipeline  # noqa: E402
+from bench import datasets, latency, report, throughput  # noqa: E402
+
+DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
+DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                        help="comma-separated row counts for the throughput runs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bad-ratio", type=float, default=0.01)
+    parser.add_argument("--latency-rows", type=int, default=1000)
+    parser.add_argument("--latency-runs", type=int, default=3, help="0 skips the latency part")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the unmeasured first job run (JVM, page cache and jar warm-up)")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    parser.add_argument("--name", default="bench", help="results file names: <name>.json, <name>.png")
+    parser.add_argument("--cache-dir", type=Path, default=datasets.DEFAULT_CACHE_DIR)
+    parser.add_argument("--no-chart", action="store_true")
+    args = parser.parse_args(argv)
+    args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    if not args.sizes or min(args.sizes) <= 0:
+        parser.error("--sizes needs at least one positive row count")
+    return args
+
+
+def machine_info() -> dict[str, Any]:
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1e6, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_before": throughput.load_average(),
+    }
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "benchmark": "airline booking pipeline, local mode",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "make bench" if args.sizes == list(DEFAULT_SIZES) else
+                   "python -m bench.run_bench " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
+        "settings": {
+            "sizes": args.sizes, "seed": args.seed, "bad_ratio": args.bad_ratio,
+            "spark_master": "local[2]", "spark_driver_memory": JobSpec.__dataclass_fields__["driver_memory"].default,
+            "spark_conf": dict(DEFAULT_SPARK_CONF),
+            "latency_rows": args.latency_rows, "latency_runs": args.latency_runs,
+        },
+    }
+    files = {}
+    for rows in args.sizes:
+        started = time.monotonic()
+        files[rows], generated = datasets.ensure_dataset(rows, args.seed, args.bad_ratio, args.cache_dir)
+        _say(f"{rows:,} rows: {files[rows].name} ({'generated in %.0f s' % (time.monotonic() - started) if generated else 'cached'})")
+    latency_files = [datasets.ensure_dataset(args.latency_rows, args.seed + 1000 + n, args.bad_ratio, args.cache_dir)[0]
+                     for n in range(max(args.latency_runs, 1))]
+
+    # Not pytest's or a private tmp dir: PostgreSQL runs as its own user and must reach it.
+    state_dir = Path(tempfile.mkdtemp(prefix="airline-bench-"))
+    state_dir.chmod(0o711)
+    clock = latency.EmailClock()
+    try:
+        _say("starting the local stack (synth, PostgreSQL, emulator)")
+        with LocalPipeline(state_dir, on_email=clock) as pipeline:
+            bench = throughput.ThroughputBench(pipeline, state_dir / "bench")
+            try:
+                if not args.no_warm_up:
+                    _say("warm-up job run (not measured)")
+                    bench.run_job(latency_files[0], args.latency_rows)
+                entries = []
+                for rows in args.sizes:
+                    bench.empty_warehouse()
+                    _say(f"{rows:,} rows: COPY floor")
+                    copy = bench.run_copy_floor(files[rows])
+                    bench.empty_warehouse()
+                    _say(f"{rows:,} rows: pipeline (Glue job + load)")
+                    job = bench.run_job(files[rows], rows)
+                    shutil.rmtree(state_dir / "bench" / "job-root", ignore_errors=True)
+                    entry = report.throughput_entry(throughput.as_dict(job), throughput.as_dict(copy))
+                    _say(f"{rows:,} rows: pipeline {job.seconds:.1f} s ({job.rows_per_second:,.0f} rows/s), "
+                         f"COPY {copy.seconds:.2f} s ({copy.rows_per_second:,.0f} rows/s), "
+                         f"ratio {entry['pipeline_to_copy_ratio']:.3f}")
+                    entries.append(entry)
+                document["throughput"] = entries
+                document["scaling"] = report.scaling(entries)
+                if args.latency_runs > 0:
+                    _say(f"latency: {args.latency_runs} x {args.latency_rows:,} rows, upload -> email")
+                    runs = latency.measure(pipeline, clock, latency_files[:args.latency_runs], args.latency_rows)
+                    document["latency"] = latency.summarize(runs)
+            finally:
+                bench.close()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    document["machine"]["load_average_after"] = throughput.load_average()
+    document["targets"] = report.targets(document)
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    document = run(args)
+    json_path = report.write_json(document, args.results_dir / f"{args.name}.json")
+    print(report.format_table(document))
+    print(f"results: {json_path}")
+    if not args.no_chart:
+        print(f"chart:   {report.write_chart(document, args.results_dir / f'{args.name}.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The benchmark, small: one tiny file through the real job, PostgreSQL and the COPY floor.
+
+Checks the shape of the results JSON, that every measured number is positive, and that the
+ratios are the ones computed from the measured rows/s. Also the pure parts (phase breakdown,
+statement labels, process-tree RSS) on fixed inputs, where a wrong formula cannot hide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from bench import latency, memory, report, run_bench, throughput
+
+SIZES = (500,)  # one job run keeps this under a minute; scaling is checked on fixed input below
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench-results")
+    argv = ["--sizes", ",".join(map(str, SIZES)), "--latency-runs", "0", "--no-warm-up",
+            "--results-dir", str(out), "--name", "smoke", "--cache-dir", str(out / "data")]
+    assert run_bench.main(argv) == 0
+    assert (out / "smoke.png").stat().st_size > 0
+    return json.loads((out / "smoke.json").read_text())
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_the_table_json_with_positive_numbers_and_computed_ratios(smoke_results):
+    doc = smoke_results
+    assert [e["rows"] for e in doc["throughput"]] == list(SIZES)
+    for entry in doc["throughput"]:
+        job, copy = entry["pipeline"], entry["copy"]
+        assert job["state"] == "SUCCEEDED"
+        assert copy["rows"] == entry["rows"] == job["rows"] == job["summary"]["rows_read"]
+        for key in ("seconds", "rows_per_second", "mb_per_second", "job_peak_rss_mb", "db_peak_rss_mb",
+                    "job_cpu_seconds"):
+            assert job[key] > 0, key
+        assert job["job_cpu_seconds"] < job["seconds"] * (os.cpu_count() or 1) + 1
+        for key in ("seconds", "rows_per_second", "mb_per_second", "db_peak_rss_mb"):
+            assert copy[key] > 0, key
+        assert job["rows_per_second"] == pytest.approx(job["rows"] / job["seconds"], rel=1e-3)
+        assert job["mb_per_second"] == pytest.approx(job["input_bytes"] / 1e6 / job["seconds"], rel=1e-3)
+        assert entry["pipeline_to_copy_ratio"] == pytest.approx(
+            job["rows_per_second"] / copy["rows_per_second"], rel=1e-3)
+        assert set(job["job_phases"]) == {"spark_session", "stage", "load"}
+        assert all(seconds > 0 for seconds in job["job_phases"].values())
+        assert any(label.startswith("MERGE") for label in job["warehouse_seconds"])
+    scaling = doc["scaling"]
+    assert scaling["job_peak_rss_mb_by_rows"] == {str(e["rows"]): e["pipeline"]["job_peak_rss_mb"]
+                                                  for e in doc["throughput"]}
+    assert doc["machine"]["cpus"] >= 1 and "targets" in doc
+
+
+def test_phases_add_up_from_the_history_and_the_summary():
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    history = [
+        {"timestamp": datetime.fromtimestamp(t0 + 1.0, timezone.utc), "stateEnteredEventDetails": {"name": "Start crawler"}},
+        {"timestamp": datetime.fromtimestamp(t0 + 3.0, timezone.utc), "stateEnteredEventDetails": {"name": "Run ETL job"}},
+        {"timestamp": datetime.fromtimestamp(t0 + 13.0, timezone.utc), "stateExitedEventDetails": {"name": "Run ETL job"}},
+    ]
+    summary = {"started_at": datetime.fromtimestamp(t0 + 6.0, timezone.utc).isoformat().replace("+00:00", "Z"),
+               "timings": {"spark_session": 2.5, "stage": 4.0, "load": 1.5}}
+    phases = latency.phases_from_history(t0 + 0.5, t0 + 1.0, history, summary, emailed_at=t0 + 13.25)
+    assert phases == {"event": 0.5, "crawler": 2.0, "job_start": 0.5, "spark_start": 2.5, "spark": 4.0,
+                      "load": 1.5, "job_end": 1.5, "notification": 0.25}
+    assert sum(phases.values()) == pytest.approx(13.25 - 0.5)
+
+
+def test_latency_summary_takes_medians():
+    runs = [latency.LatencyRun(10, "SUCCEEDED", s, {"spark": s / 2}) for s in (9.0, 12.0, 10.0)]
+    summary = latency.summarize(runs)
+    assert summary["median_seconds"] == 10.0 and summary["median_phases"] == {"spark": 5.0}
+
+
+def test_targets_and_table_use_the_1m_row_reference():
+    def entry(rows, rps, copy_rps, rss):
+        job = {"rows": rows, "input_bytes": rows * 136, "seconds": rows / rps, "rows_per_second": rps,
+               "mb_per_second": 1.0, "job_peak_rss_mb": rss, "db_peak_rss_mb": 100.0}
+        copy = {"rows": rows, "seconds": rows / copy_rps, "rows_per_second": copy_rps, "mb_per_second": 9.0}
+        return report.throughput_entry(job, copy)
+
+    doc = {"throughput": [entry(100_000, 20_000, 100_000, 900), entry(1_000_000, 30_000, 100_000, 1000),
+                          entry(5_000_000, 27_000, 100_000, 1000)]}
+    doc["scaling"] = report.scaling(doc["throughput"])
+    assert doc["scaling"]["reference_rows"] == 1_000_000
+    assert doc["scaling"]["rows_per_second_ratio"] == pytest.approx(0.9)
+    found = report.targets(doc)
+    assert found["pipeline_to_copy_ratio_at_1m"] == {"goal": ">= 0.5", "measured": 0.3, "met": False}
+    assert found["rows_per_second_largest_vs_reference"]["met"] is True
+    table = report.format_table(doc)
+    assert "5,000,000" in table and "0.300" in table
+
+
+def test_statement_labels_name_the_load_steps():
+    assert throughput.statement_label("COPY stage_bookings FROM 'x' FORMAT AS PARQUET") == "COPY stage_bookings"
+    assert throughput.statement_label("MERGE INTO airline.bookings USING s ON ...") == "MERGE airline.bookings"
+    assert throughput.statement_label("CREATE TEMP TABLE stage_run (x INT)") == "CREATE stage_run"
+    assert throughput.statement_label("DELETE FROM stage_bookings USING t") == "DELETE stage_bookings"
+
+
+def test_job_tree_rss_sums_the_sessions_started_by_this_process():
+    # A child in its own session with a grandchild holding memory: both count, this process not.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess,sys; b=bytearray(64<<20); "
+         "subprocess.run([sys.executable,'-c','import time; b=bytearray(32<<20); time.sleep(30)'])"],
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            processes = list(memory.all_processes())
+            rss = memory.job_tree_rss(processes)
+            if rss >= 96 << 20 and len([p for p in processes if p.sid == child.pid]) == 2:
+                break
+            time.sleep(0.1)
+        assert rss >= 96 << 20
+        assert memory.job_tree_rss(processes, parent_pid=child.pid) == 0  # its child shares its session
+        assert memory.tree_rss(child.pid, processes) == sum(p.rss_bytes for p in processes if p.sid == child.pid)
+        assert memory.tree_rss(os.getpid(), processes) > rss
+    finally:
+        os.killpg(child.pid, 9)
+        child.wait()
