@@ -83,10 +83,17 @@ class CrawlResult:
     tables_created: tuple[str, ...]
     tables_updated: tuple[str, ...]
     tables_unchanged: tuple[str, ...]
+    objects_skipped: tuple[str, ...] = ()  # unreadable objects left out (skip_unreadable)
 
 
-def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any) -> CrawlResult:
-    """Crawl every S3 target of the crawler and write its tables. `s3`, `glue`: boto3 clients."""
+def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any, *, skip_unreadable: bool = False) -> CrawlResult:
+    """Crawl every S3 target of the crawler and write its tables. `s3`, `glue`: boto3 clients.
+
+    `skip_unreadable`: an object whose header cannot be read (not UTF-8, not gzip, duplicate
+    names) is left out of the table and the crawl goes on, as an AWS crawler classifies such a
+    file UNKNOWN rather than failing; the emulator crawls so, or one bad upload under the prefix
+    would fail every later crawl (and so every later run). Without it, CrawlError names the object.
+    """
     if not definition.database:
         raise CrawlError(f"Crawler {definition.name} has no database")
     try:
@@ -97,16 +104,20 @@ def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any) -> CrawlResult:
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
+    skipped: list[str] = []
     for target in definition.s3_targets:
-        table = crawl_target(target, definition.table_prefix, s3)
+        table = crawl_target(target, definition.table_prefix, s3, skipped if skip_unreadable else None)
         if table is None:  # nothing to classify: AWS finishes the crawl without a table
             continue
         outcome = write_table(glue, definition, table)
         {"created": created, "updated": updated, "unchanged": unchanged}[outcome].append(table.name)
-    return CrawlResult(tuple(created), tuple(updated), tuple(unchanged))
+    return CrawlResult(tuple(created), tuple(updated), tuple(unchanged), tuple(skipped))
 
 
-def crawl_target(target: S3Target, table_prefix: str, s3: Any) -> CrawledTable | None:
+def crawl_target(target: S3Target, table_prefix: str, s3: Any,
+                 skipped: list[str] | None = None) -> CrawledTable | None:
+    """The table of one target; with a `skipped` list, unreadable objects go there (with the
+    reason) instead of raising CrawlError."""
     bucket, prefix = parse_s3_path(target.path)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -128,10 +139,17 @@ def crawl_target(target: S3Target, table_prefix: str, s3: Any) -> CrawledTable |
             continue
         if is_excluded(relative, target.exclusions):
             continue
-        header = read_header(s3, bucket, key)
-        if not header:
+        try:
+            header = read_header(s3, bucket, key)
+            columns = normalise_columns(header, f"s3://{bucket}/{key}") if header else []
+        except CrawlError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
             continue
-        for column in normalise_columns(header, f"s3://{bucket}/{key}"):
+        if not columns:
+            continue
+        for column in columns:
             if column not in table.columns:
                 table.columns.append(column)
         compressions.add("gzip" if key.lower().endswith(".gz") else "none")

@@ -296,11 +296,18 @@ def mirror_s3_arguments(
         bucket, key = match.group(1), match.group(2) or ""
         local = mirror / bucket / key
         (mirror / bucket).mkdir(parents=True, exist_ok=True)
+        if not _maps_to_itself(key):
+            # An empty, '.' or '..' segment: the file would land elsewhere (even outside the
+            # mirror). Download nothing; hand the key over as written, for the job to refuse.
+            rewritten[name] = f"file://{(mirror / bucket).resolve()}/{key}"
+            continue
         if key and not key.endswith("/") and _object_exists(s3, bucket, key):
             local.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(local))
             inputs.add(local.resolve())
-        rewritten[name] = local.resolve().as_uri() + ("/" if key.endswith("/") else "")
+        # Not Path.as_uri(): Hadoop reads `file://` paths literally, without percent-decoding,
+        # so a key with a space, a quote or `%20` must be passed as it is.
+        rewritten[name] = f"file://{local.resolve()}" + ("/" if key.endswith("/") else "")
     return rewritten, inputs
 
 
@@ -358,6 +365,15 @@ def unmirror_uris(text: str, mirror: Path) -> str:
     for prefix in (Path(resolved).as_uri() + "/", "file:" + resolved + "/", resolved + "/"):
         text = text.replace(prefix, "s3://")
     return text
+
+
+def _maps_to_itself(key: str) -> bool:
+    """Whether the key is a plain relative path (no empty, '.' or '..' segment but a trailing
+    slash), so that mirror/bucket/key names exactly that object, inside the mirror."""
+    segments = key.split("/")
+    if segments and segments[-1] == "":
+        segments = segments[:-1]
+    return not any(segment in ("", ".", "..") for segment in segments)
 
 
 def _object_exists(s3: Any, bucket: str, key: str) -> bool:

@@ -16,6 +16,7 @@ import copy
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -379,6 +380,32 @@ def return_aws_sdk_bodies_as_text() -> None:
     _replace(aws_sdk.StateTaskServiceAwsSdk, "_eval_service_task", _eval_service_task)
 
 
+_VARIABLE_REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.|\[).*)?$", re.DOTALL)
+
+
+def read_workflow_variables_without_jsonata() -> None:
+    """In a JSONPath state, `$name` (or `$name.path`) reads the workflow variable `name` set by an
+    Assign, as on AWS: e.g. `States.MathAdd($polls, 1)`, or a Choice on `$polls`. moto 5.2.5
+    sends every variable reference to a JSONata evaluator it does not ship, and the execution
+    dies with `'NoneType' object is not callable`: FAILED without its failure path or email."""
+    from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringVariableSample
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    original = StringVariableSample._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        match = _VARIABLE_REFERENCE.match(self.expression.strip())
+        if match is None:  # a real JSONata expression: moto's own path
+            return original(self, env)
+        value = env.variable_store.get(match.group(1))
+        if match.group(2):
+            value = extract_json("$" + match.group(2), value)
+        env.stack.append(copy.deepcopy(value))
+        return None
+
+    _replace(StringVariableSample, "_eval_body", _eval_body)
+
+
 def scale_wait_states() -> None:
     """Not an AWS behaviour: lets the local runtime shorten the definition's Wait states by
     `RUNTIME.wait_time_scale` (default 1.0 = exactly as written). The state machine polls a
@@ -541,7 +568,10 @@ def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
             }
         )
         region = crawler.backend.region_name
-        result = local_crawler.run_crawl(definition, _client("s3", region), _client("glue", region))
+        result = local_crawler.run_crawl(definition, _client("s3", region), _client("glue", region),
+                                         skip_unreadable=True)  # AWS: such a file is UNKNOWN, not a failure
+        for reason in result.objects_skipped:
+            LOG.warning("crawler %s: skipped %s", crawler.name, reason)
         LOG.info("crawler %s: %s", crawler.name, result)
         crawl.work_finished(None)
     except local_crawler.CrawlError as error:
@@ -750,6 +780,7 @@ PATCHES: tuple[Callable[[], None], ...] = (
     return_aws_sdk_bodies_as_text,
     keep_task_results_json,
     scale_wait_states,
+    read_workflow_variables_without_jsonata,
     run_crawlers_like_aws,
     run_glue_jobs_locally,
     deliver_sns_to_mailbox,

@@ -78,6 +78,8 @@ def free_port() -> int:
 
 def check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds: connections of a stopped server in TIME_WAIT do not hold the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -103,6 +105,7 @@ class PostgresServer:
         self.data_dir = Path(data_dir).absolute()
         self._requested_port = port
         self._port: int | None = None
+        self._last_port: int | None = None  # reused by a restart: handed-out DSNs stay valid
         self._started_here = False
         self._start_timeout = start_timeout
         self._bindir: Path | None = None
@@ -157,7 +160,7 @@ class PostgresServer:
                 )
             self._port = running_port
         else:
-            port = self._requested_port if self._requested_port is not None else free_port()
+            port = self._requested_port if self._requested_port is not None else self._reusable_port()
             check_port_free(port)
             self._write_settings(port)
             self._pg_ctl_start()
@@ -179,7 +182,17 @@ class PostgresServer:
                     f"pg_ctl stop failed for {self.data_dir}: {result.stderr.strip()}\n{self.log_tail()}"
                 )
         self._started_here = False
-        self._port = None
+        self._last_port, self._port = self._port or self._last_port, None
+
+    def _reusable_port(self) -> int:
+        """The port of this object's previous start if it is still free, else any free port."""
+        if self._last_port is not None:
+            try:
+                check_port_free(self._last_port)
+                return self._last_port
+            except PortInUseError:
+                pass
+        return free_port()
 
     def log_tail(self, lines: int = 30) -> str:
         try:
