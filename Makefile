@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test soak install system-deps synth bench clean
+.PHONY: demo test reliability soak install system-deps synth bench clean
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -13,6 +13,10 @@ demo: install
 ## test: run the whole test suite (unit, infra, ETL, warehouse, local emulator, end to end)
 test: install
 	$(PY) -m pytest
+
+## reliability: the bad-input corpus and the fault tests through the whole local pipeline
+reliability: install
+	$(PY) -m pytest -m reliability tests/reliability
 
 ## soak: the long reliability runs left out of `make test` (a burst of 20 uploads, 100 files in sequence)
 soak: install

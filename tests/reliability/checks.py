@@ -1,0 +1,179 @@
+"""Running files through the shared pipeline, and asking the warehouse and S3 what came of them.
+
+Every SQL statement here takes its values as bound parameters: keys and booking ids from the
+corpus are hostile on purpose, and the tests must not be the ones that inject them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airline_local.pipeline import LocalPipeline, RunResult
+
+COUNT_KEYS = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
+              "rows_unchanged")
+# At most this many files in flight: the job's MaxConcurrentRuns is 5, and a sixth run would only
+# wait in the state machine's retry (with backoff) while its crawl and JVM start compete for CPU.
+DEFAULT_WINDOW = int(os.environ.get("RELIABILITY_WINDOW", "4"))
+
+
+def run_keyed(pipeline: LocalPipeline, files: Sequence[tuple[Path, str]], *,
+              window: int = DEFAULT_WINDOW, timeout: float = 600) -> list[RunResult]:
+    """Upload each (file, key) and follow its execution, keeping up to ``window`` in flight."""
+
+    def one(item: tuple[Path, str]) -> RunResult:
+        path, key = item
+        return pipeline.wait(pipeline.upload(path, key), timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, window)) as pool:
+        return list(pool.map(one, files))
+
+
+def sql(pipeline: LocalPipeline, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """A read-only query with bound parameters, straight on the local warehouse."""
+    with pipeline.warehouse.connect() as conn:
+        conn.read_only = True
+        return conn.execute(statement, params).fetchall()
+
+
+def scalar(pipeline: LocalPipeline, statement: str, *params: Any) -> Any:
+    return sql(pipeline, statement, *params)[0][0]
+
+
+def audit_row(pipeline: LocalPipeline, execution_name: str) -> dict[str, int] | None:
+    found = sql(pipeline, f"SELECT {', '.join(COUNT_KEYS)} FROM airline.ingestion_runs "
+                          "WHERE execution_id = %s", execution_name)
+    return dict(zip(COUNT_KEYS, found[0])) if found else None
+
+
+def rows_of_execution(pipeline: LocalPipeline, execution_name: str) -> int:
+    return scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings WHERE execution_id = %s", execution_name)
+
+
+def rows_with_prefix(pipeline: LocalPipeline, prefix: str) -> int:
+    return scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings WHERE starts_with(booking_id, %s)", prefix)
+
+
+def assert_accounted_in_warehouse(pipeline: LocalPipeline, result: RunResult) -> dict[str, int]:
+    """rows_read = quarantined + duplicate + inserted + updated + unchanged, from the audit row the
+    load transaction wrote, which must also agree with the run summary and with the table."""
+    audit = audit_row(pipeline, result.execution_name)
+    assert audit is not None, f"{result.key}: no airline.ingestion_runs row for {result.execution_name}"
+    assert audit["rows_read"] == sum(audit[k] for k in COUNT_KEYS[1:]), audit
+    assert audit == {k: result.summary[k] for k in COUNT_KEYS}, (audit, result.summary)
+    assert rows_of_execution(pipeline, result.execution_name) == audit["rows_inserted"] + audit["rows_updated"]
+    return audit
+
+
+def assert_nothing_loaded(pipeline: LocalPipeline, result: RunResult, prefix: str | None = None) -> None:
+    """A failed run leaves no trace in the warehouse: no audit row, no booking row."""
+    if result.execution_name:
+        assert audit_row(pipeline, result.execution_name) is None
+        assert rows_of_execution(pipeline, result.execution_name) == 0
+    if prefix:
+        assert rows_with_prefix(pipeline, prefix) == 0
+
+
+def quarantine_records(pipeline: LocalPipeline, execution_name: str) -> list[dict[str, Any]]:
+    s3 = pipeline.emulator.client("s3")
+    bucket = pipeline.stack.raw_bucket
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"quarantine/{execution_name}/").get("Contents", [])
+    records = []
+    for obj in sorted(listed, key=lambda o: o["Key"]):
+        body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode("utf-8")
+        records += [json.loads(line) for line in body.splitlines() if line.strip()]
+    return records
+
+
+def executions_for_key(pipeline: LocalPipeline, key: str) -> list[str]:
+    """Names of the executions whose triggering event names this object key."""
+    sfn = pipeline.emulator.client("stepfunctions")
+    names = []
+    for execution in sfn.list_executions(stateMachineArn=pipeline.stack.state_machine_arn)["executions"]:
+        event = json.loads(sfn.describe_execution(executionArn=execution["executionArn"]).get("input") or "{}")
+        if event.get("detail", {}).get("object", {}).get("key") == key:
+            names.append(execution["name"])
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# resources of the local stack, from /proc
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resources:
+    processes: int
+    rss_bytes: int
+    open_fds: int
+
+    def __str__(self) -> str:
+        return f"{self.processes} processes, RSS {self.rss_bytes / 2**20:.1f} MiB, {self.open_fds} open fds"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _tree(root: int) -> list[int]:
+    pids, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        pids.append(pid)
+        stack += _children(pid)
+    return pids
+
+
+def stack_resources(pipeline: LocalPipeline) -> Resources:
+    """This process (moto server, Data API, pollers) and its descendants (job runs), plus the
+    PostgreSQL server tree (a daemon, not a child: found through its postmaster.pid)."""
+    pids = set(_tree(os.getpid()))
+    pid_file = Path(pipeline.postgres.data_dir) / "postmaster.pid"
+    if pid_file.is_file():
+        pids |= set(_tree(int(pid_file.read_text().split()[0])))
+    rss = fds = alive = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue  # ended meanwhile
+        alive += 1
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1]) * 1024
+    return Resources(alive, rss, fds)
+
+
+class LoadRecorder:
+    """Records every batch the Data API receives ({StatementName, Sqls}) while installed: the
+    SQL text the warehouse is asked to run, to show that no key or value ever reaches it."""
+
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        self.data_api = pipeline.data_api
+        self.batches: list[dict[str, Any]] = []
+
+    def __enter__(self) -> LoadRecorder:
+        original = self.data_api.batch_execute_statement
+
+        def batch_execute_statement(params: dict[str, Any]) -> dict[str, Any]:
+            self.batches.append({"name": params.get("StatementName", ""), "sqls": list(params.get("Sqls", []))})
+            return original(params)
+
+        self.data_api.batch_execute_statement = batch_execute_statement
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        del self.data_api.batch_execute_statement

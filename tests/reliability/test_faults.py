@@ -1,0 +1,218 @@
+"""Faults injected into the running local stack: each run fails loudly (FAILED, a failure email
+naming the cause) or recovers, and the warehouse is never half-loaded.
+
+The hooks reach into the real components, never replace them: PostgreSQL is stopped for real in
+the middle of the load transaction, the Glue job's process group is killed with SIGKILL, the
+crawler's next crawl fails, and EventBridge receives the same S3 event twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .checks import (
+    assert_accounted_in_warehouse,
+    assert_nothing_loaded,
+    audit_row,
+    rows_with_prefix,
+    run_keyed,
+    scalar,
+)
+from .corpus import rows, to_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+
+
+def booking_file(folder: Path, tag: str, count: int) -> Path:
+    path = folder / f"rl-{tag.lower()}.csv"
+    path.write_text(to_csv(rows(tag, count)), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL stopped in the middle of the load transaction
+# --------------------------------------------------------------------------------------------
+
+
+def test_postgres_stopped_during_the_load_fails_loudly_then_a_rerun_loads_once(pipeline, tmp_path):
+    path = booking_file(tmp_path, "PGDOWN", 30)
+    key = f"raw/bookings/{path.name}"
+    warehouse, server = pipeline.warehouse, pipeline.postgres
+    port = server.port
+    airports_before = scalar(pipeline, "SELECT COUNT(*) FROM airline.airports")
+    stopped_at: list[str] = []
+    original = warehouse.execute_batch
+
+    def execute_batch(statements, **kwargs):
+        inner = kwargs.get("on_statement")
+
+        def on_statement(index: int) -> None:
+            if inner is not None:
+                inner(index)
+            # The load has already replaced the airports and written its audit row, uncommitted:
+            # stop the server (fast shutdown terminates the session) before the MERGE runs.
+            if statements[index].lstrip().upper().startswith("MERGE") and not stopped_at:
+                stopped_at.append(statements[index].split("\n", 1)[0])
+                server.stop()
+
+        return original(statements, **{**kwargs, "on_statement": on_statement})
+
+    warehouse.execute_batch = execute_batch
+    try:
+        [failed] = run_keyed(pipeline, [(path, key)])
+    finally:
+        del warehouse.execute_batch
+        server.start()
+
+    assert stopped_at, "the load never reached its MERGE"
+    assert server.port == port, "PostgreSQL came back on another port: the warehouse DSN went stale"
+    assert failed.status == "FAILED", failed.states
+    assert "FAILED" in failed.notification["subject"]
+    message = failed.notification["message"]
+    assert key in message and "LoadError" in message, message
+    assert failed.summary["status"] == "FAILED" and "LoadError" in failed.summary["error"]
+    # Nothing of the transaction survived: no rows, no audit row, the airports as before.
+    assert_nothing_loaded(pipeline, failed, "RL-PGDOWN-")
+    assert scalar(pipeline, "SELECT COUNT(*) FROM airline.airports") == airports_before
+
+    [rerun] = run_keyed(pipeline, [(path, key)])
+    assert rerun.status == "SUCCEEDED", rerun.error
+    assert assert_accounted_in_warehouse(pipeline, rerun)["rows_inserted"] == 30
+    assert rows_with_prefix(pipeline, "RL-PGDOWN-") == 30
+
+
+# --------------------------------------------------------------------------------------------
+# the Glue job's process killed mid-run
+# --------------------------------------------------------------------------------------------
+
+
+def _run_dir_for(pipeline, key: str) -> Path | None:
+    mirror_name = Path(pipeline.stack.raw_bucket) / key
+    for run_dir in pipeline.emulator.job_runner.work_dir.glob("*/*"):
+        if (run_dir / "s3" / mirror_name).is_file():
+            return run_dir
+    return None
+
+
+def _processes_in(work_dir: Path) -> list[int]:
+    """PIDs whose working directory is the run's `work` folder (the job script and its JVM)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == work_dir:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_glue_job_killed_mid_run_fails_loudly_and_loads_nothing(pipeline, tmp_path):
+    path = booking_file(tmp_path, "KILL", 20_000)
+    key = f"raw/bookings/{path.name}"
+    loads: list[str] = []
+    data_api = pipeline.data_api
+    original = data_api.batch_execute_statement
+
+    def batch_execute_statement(params):
+        loads.append(params.get("StatementName", ""))
+        return original(params)
+
+    data_api.batch_execute_statement = batch_execute_statement
+    killed: dict[str, object] = {}
+    try:
+        upload = pipeline.upload(path, key)
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            run_dir = _run_dir_for(pipeline, key)
+            # Mid-run: Spark is writing the staged Parquet; the load has not been submitted.
+            if run_dir is not None and (run_dir / "s3" / pipeline.stack.raw_bucket / "staging").is_dir():
+                pids = _processes_in(run_dir / "work")
+                if pids:
+                    group = os.getpgid(min(pids))
+                    os.killpg(group, signal.SIGKILL)
+                    killed.update(run_dir=run_dir, pids=pids)
+            time.sleep(0.02)
+        result = pipeline.wait(upload)
+    finally:
+        del data_api.batch_execute_statement
+
+    assert killed, "the job never reached its staging step"
+    assert loads == [], "the job submitted its load before it was killed: the kill came too late"
+    assert result.status == "FAILED", result.states
+    message = result.notification["message"]
+    assert key in message and "killed by SIGKILL" in message, message
+    assert result.summary is None  # the process had no chance to write one
+    assert_nothing_loaded(pipeline, result, "RL-KILL-")
+    assert _processes_in(killed["run_dir"] / "work") == [], "the job's JVM outlived the kill"
+
+
+# --------------------------------------------------------------------------------------------
+# a failing crawler
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_failed_crawl_takes_the_failure_path(pipeline, tmp_path):
+    path = booking_file(tmp_path, "CRAWL", 5)
+    injected = "Internal Service Exception: injected by the reliability tests"
+    pipeline.emulator.crawler_settings.fail_next_crawl(injected)
+    try:
+        [result] = run_keyed(pipeline, [(path, f"raw/bookings/{path.name}")])
+    finally:
+        pipeline.emulator.crawler_settings.clear_injected_failures()
+
+    assert result.status == "FAILED"
+    assert "Crawl failed" in result.states and "Run ETL job" not in result.states
+    assert "FAILED" in result.notification["subject"]
+    assert injected in result.notification["message"]
+    assert result.summary is None
+    assert_nothing_loaded(pipeline, result, "RL-CRAWL-")
+
+
+# --------------------------------------------------------------------------------------------
+# the same S3 event delivered twice
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_duplicated_s3_event_duplicates_no_data(pipeline, tmp_path):
+    path = booking_file(tmp_path, "DUPEV", 40)
+    key = f"raw/bookings/{path.name}"
+    sfn, events = pipeline.emulator.client("stepfunctions"), pipeline.emulator.client("events")
+    upload = pipeline.upload(path, key)
+    # The event EventBridge delivered for this upload, as the execution received it.
+    event = None
+    deadline = time.monotonic() + 30
+    while event is None and time.monotonic() < deadline:
+        for execution in sfn.list_executions(stateMachineArn=pipeline.stack.state_machine_arn)["executions"]:
+            received = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+            if received["detail"]["object"]["key"] == key:
+                event = received
+        time.sleep(0.1)
+    assert event is not None
+    sent = events.put_events(Entries=[{
+        "Source": event["source"], "DetailType": event["detail-type"], "Detail": json.dumps(event["detail"]),
+        "Resources": event["resources"],
+    }])
+    assert sent["FailedEntryCount"] == 0
+
+    results: list = [None, None]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, pipeline.wait(upload))) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.error for r in results]
+    assert results[0].execution_name != results[1].execution_name
+    audits = sorted((assert_accounted_in_warehouse(pipeline, r) for r in results), key=lambda a: a["rows_inserted"])
+    # The loads are serialized: one inserts every row, the other finds them all unchanged.
+    assert [(a["rows_inserted"], a["rows_unchanged"]) for a in audits] == [(0, 40), (40, 0)]
+    assert rows_with_prefix(pipeline, "RL-DUPEV-") == 40
+    assert all(audit_row(pipeline, r.execution_name) for r in results)
