@@ -42,7 +42,8 @@ class Emulator:
     _running: Emulator | None = None
     _class_lock = threading.Lock()
 
-    def __init__(self, state_dir: Path, port: int | None = None, region: str = "us-east-1") -> None:
+    def __init__(self, state_dir: Path, port: int | None = None, region: str = "us-east-1", *,
+                 warm_workers: int = 0) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.region = region
@@ -68,7 +69,8 @@ class Emulator:
         RUNTIME.data_api = None
         RUNTIME.wait_time_scale = 1.0
         RUNTIME.mailbox = Mailbox(self.state_dir / "mailbox")
-        RUNTIME.job_runner = JobRunner(self.state_dir / "glue-job-runs", self.endpoint_url, region)
+        RUNTIME.job_runner = JobRunner(self.state_dir / "glue-job-runs", self.endpoint_url, region,
+                                       warm_workers=warm_workers)
         self._stopped = False
 
     # The stand-ins the patched moto calls; the pipeline wiring replaces them as it needs.
@@ -140,6 +142,8 @@ class Emulator:
         if self._stopped:
             return
         self._stopped = True
+        if RUNTIME.job_runner is not None:
+            RUNTIME.job_runner.close()
         self._server.stop()
         if self._previous_moto_port is None:
             os.environ.pop("MOTO_PORT", None)

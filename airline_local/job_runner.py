@@ -38,6 +38,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from airline_local.spark_worker import WARM_UP_DIR_VARIABLE
+from airline_local.worker_pool import WarmWorker, WorkerPool
+
 LOG = logging.getLogger(__name__)
 
 INSTALL_JAVA_HINT = (
@@ -97,14 +100,22 @@ class JobRunner:
         python: Path | None = None,
         default_timeout_seconds: float = 1800.0,
         protected_prefixes: tuple[str, ...] = ("raw/",),
+        warm_workers: int = 0,
+        worker_max_runs: int = 50,
     ) -> None:
+        """``warm_workers``: warm Spark workers per job (airline_local.worker_pool), which is
+        also how many of its runs execute at once (more wait for a free worker); 0 runs every
+        job in a fresh process, as Glue does: no limit, each run pays the JVM's start-up."""
         self.work_dir = Path(work_dir)
         self.endpoint_url = endpoint_url
         self.region = region
         self.python = Path(python or sys.executable)
         self.default_timeout_seconds = default_timeout_seconds
         self.protected_prefixes = protected_prefixes
+        self.warm_workers = warm_workers
+        self.worker_max_runs = worker_max_runs
         self._jobs: dict[str, JobSpec] = {}
+        self._pools: dict[str, WorkerPool] = {}
         self._lock = threading.Lock()
 
     @property
@@ -118,6 +129,50 @@ class JobRunner:
             raise FileNotFoundError(f"Glue job {name}: script {spec.script} does not exist")
         with self._lock:
             self._jobs[name] = spec
+        self._replace_pool(name, spec)
+
+    def use_warm_workers(self, count: int) -> None:
+        """Change the number of warm workers per job (0: a fresh process per run) from now on."""
+        self.warm_workers = count
+        with self._lock:
+            jobs = dict(self._jobs)
+        for name, spec in jobs.items():
+            self._replace_pool(name, spec)
+
+    def _replace_pool(self, name: str, spec: JobSpec) -> None:
+        pool = None
+        if self.warm_workers > 0 and spec.needs_java:
+            pool = WorkerPool(lambda: self._start_worker(name, spec), self.warm_workers,
+                              self.worker_max_runs)
+        with self._lock:
+            previous = self._pools.pop(name, None)
+            if pool is not None:
+                self._pools[name] = pool
+        if previous is not None:
+            previous.close()
+        if pool is not None:
+            pool.prewarm()
+
+    def wait_for_workers(self, timeout: float = 120.0) -> bool:
+        """Wait until every idle warm worker is ready (False: not all within ``timeout``)."""
+        with self._lock:
+            pools = list(self._pools.values())
+        deadline = time.monotonic() + timeout
+        return all(pool.wait_ready(max(0.0, deadline - time.monotonic())) for pool in pools)
+
+    def close(self) -> None:
+        """Stop the warm workers (a run in progress keeps its worker until it ends)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+    def _start_worker(self, job_name: str, spec: JobSpec) -> WarmWorker:
+        worker_dir = self.work_dir / "_workers" / job_name / f"{time.time_ns():x}"
+        worker_dir.mkdir(parents=True, exist_ok=True)
+        env = self._environment(spec, [], worker_dir / "spark-tmp")
+        env[WARM_UP_DIR_VARIABLE] = str(worker_dir / "warm-up")
+        return WarmWorker(self.python, env, worker_dir, worker_dir / "worker.log")
 
     def registered_jobs(self) -> list[str]:
         with self._lock:
@@ -160,28 +215,26 @@ class JobRunner:
         except Exception as error:
             return failed(f"could not prepare the run: {type(error).__name__}: {error}")
 
-        command = [str(self.python), str(working_dir / Path(spec.script).name)]
-        command += ["--JOB_NAME", job_name, "--JOB_RUN_ID", run_id]
+        script = working_dir / Path(spec.script).name
+        arguments_list = ["--JOB_NAME", job_name, "--JOB_RUN_ID", run_id]
         for key, value in local_arguments.items():
             if key in ("--JOB_NAME", "--JOB_RUN_ID"):
                 continue
-            command += [key, value]
-        env = self._environment(spec, run_dir)
+            arguments_list += [key, value]
         timeout = timeout_seconds or self.default_timeout_seconds
+        python_path = [str(working_dir), *_extra_python_path(run_dir, spec)]
 
         started = time.monotonic()
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-            process = subprocess.Popen(
-                command, cwd=working_dir, env=env, stdout=stdout, stderr=stderr,
-                stdin=subprocess.DEVNULL, start_new_session=True,  # own group: Spark's JVM dies with it
-            )
-            timed_out = False
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(process)
-        LOG.info("job %s run %s exited %s after %.1fs", job_name, run_id, process.returncode,
+        with self._lock:
+            pool = self._pools.get(job_name)
+        if pool is not None:
+            returncode = self._run_in_worker(pool, script, arguments_list, python_path, run_dir,
+                                             timeout)
+        else:
+            returncode = self._run_in_new_process(spec, script, arguments_list, python_path,
+                                                  run_dir, timeout)
+        timed_out = returncode is None
+        LOG.info("job %s run %s exited %s after %.1fs", job_name, run_id, returncode,
                  time.monotonic() - started)
 
         # The job writes its run summary on failure too: upload whatever it produced.
@@ -193,11 +246,52 @@ class JobRunner:
         if timed_out:
             message = f"Job run timed out after {timeout:g} seconds"
             return JobOutcome("TIMEOUT", message, stdout_path, stderr_path)
-        if process.returncode == 0:
+        if returncode == 0:
             return JobOutcome("SUCCEEDED", None, stdout_path, stderr_path)
         stderr_text = stderr_path.read_text(encoding="utf-8", errors="replace")
-        message = error_message_from_stderr(stderr_text, process.returncode)
+        message = error_message_from_stderr(stderr_text, returncode)
         return JobOutcome("FAILED", unmirror_uris(message, mirror), stdout_path, stderr_path)
+
+    def _run_in_new_process(self, spec: JobSpec, script: Path, arguments: list[str],
+                            python_path: list[str], run_dir: Path, timeout: float) -> int | None:
+        """`python script args...` in a fresh process (and JVM); exit code, None on timeout."""
+        env = self._environment(spec, python_path[1:], run_dir / "spark-tmp")
+        with (run_dir / "stdout.log").open("wb") as stdout, \
+                (run_dir / "stderr.log").open("wb") as stderr:
+            process = subprocess.Popen(
+                [str(self.python), str(script), *arguments], cwd=script.parent, env=env,
+                stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own group: Spark's JVM dies with it
+            )
+            try:
+                return process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                return None
+
+    def _run_in_worker(self, pool: WorkerPool, script: Path, arguments: list[str],
+                       python_path: list[str], run_dir: Path, timeout: float) -> int | None:
+        """The script in a warm worker (airline_local.spark_worker); exit code, None on timeout
+        (the time spent waiting for a free worker counts)."""
+        deadline = time.monotonic() + timeout
+        stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
+        stdout_path.write_bytes(b"")
+        try:
+            worker = pool.acquire(timeout)
+        except TimeoutError:
+            stderr_path.write_text("[local job runner] no warm worker became free in time\n",
+                                   encoding="utf-8")
+            return None
+        stderr_path.write_text(f"[local job runner] warm worker {worker.pid} (run {worker.runs + 1});"
+                               f" its JVM logs to {worker.log_path}\n", encoding="utf-8")
+        try:
+            return worker.run({
+                "script": str(script), "args": arguments, "cwd": str(script.parent),
+                "python_path": python_path, "stdout": str(stdout_path),
+                "stderr": str(stderr_path), "run_dir": str(run_dir),
+            }, max(0.0, deadline - time.monotonic()))
+        finally:
+            pool.release(worker)
 
     def _s3_client(self) -> Any:
         return boto3.client(
@@ -206,18 +300,16 @@ class JobRunner:
             config=Config(retries={"max_attempts": 2}),
         )
 
-    def _environment(self, spec: JobSpec, run_dir: Path) -> dict[str, str]:
+    def _environment(self, spec: JobSpec, python_path: list[str], local_dir: Path) -> dict[str, str]:
         # Start from this process's environment minus any AWS settings: the job must reach the
         # emulator, never a real account.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.pop("MOTO_PORT", None)
-        python_path = [str(run_dir / "extra-py")]
-        python_path += [str(run_dir / "extra-py" / Path(p).name) for p in spec.extra_py_files
-                        if str(p).endswith((".zip", ".whl", ".egg"))]
+        python_path = list(python_path)
         if env.get("PYTHONPATH"):
             python_path.append(env["PYTHONPATH"])
         conf = {**DEFAULT_SPARK_CONF, **spec.spark_conf,
-                "spark.local.dir": str(run_dir / "spark-tmp")}
+                "spark.local.dir": str(local_dir)}
         submit_args = ["--master", "local[2]", "--driver-memory", spec.driver_memory]
         for key, value in conf.items():
             submit_args += ["--conf", f"{key}={value}"]
@@ -259,6 +351,13 @@ def _java_home() -> str | None:
     except JavaNotFoundError:
         return None
     return str(java.parent.parent)
+
+
+def _extra_python_path(run_dir: Path, spec: JobSpec) -> list[str]:
+    """Where a run's --extra-py-files are importable from: the directory, and each archive."""
+    py_dir = run_dir / "extra-py"
+    return [str(py_dir)] + [str(py_dir / Path(p).name) for p in spec.extra_py_files
+                            if str(p).endswith((".zip", ".whl", ".egg"))]
 
 
 def prepare_working_dir(run_dir: Path, spec: JobSpec) -> Path:

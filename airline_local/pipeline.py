@@ -32,6 +32,8 @@ SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # Local synth settings: the definition's own crawler polling, at local speed.
 LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1}
+# Two idle JVMs (~0.5 GB each): a run on each core starts warm.
+DEFAULT_WARM_WORKERS = 2
 
 StateCallback = Callable[["Upload", str, str], None]  # (upload, event type, state name)
 
@@ -72,12 +74,16 @@ class LocalPipeline:
 
     def __init__(self, state_dir: Path, *, context: dict[str, Any] | None = None,
                  on_email: Callable[[Path], None] | None = None,
-                 aws_port: int | None = None, warehouse_port: int | None = None) -> None:
+                 aws_port: int | None = None, warehouse_port: int | None = None,
+                 warm_workers: int = DEFAULT_WARM_WORKERS) -> None:
+        """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
+        JVM per run, as on AWS, several seconds slower; see airline_local.spark_worker)."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
         self.aws_port = aws_port
         self.warehouse_port = warehouse_port
+        self.warm_workers = warm_workers
         self.postgres: PostgresServer | None = None
         self.emulator: Emulator | None = None
         self.data_api: DataApiEmulator | None = None
@@ -100,7 +106,8 @@ class LocalPipeline:
             self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.apply_schema(SCHEMA_SQL)
-            self.emulator = Emulator(self.state_dir / "emulator", self.aws_port)
+            self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
+                                     warm_workers=self.warm_workers)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api

@@ -1,0 +1,157 @@
+"""Warm Spark workers (airline_local.spark_worker, worker_pool): a job run in a reused JVM must look
+to the script and to Glue exactly like a run in a fresh process, only faster."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airline_local.job_runner import JobRunner, JobSpec, check_java
+
+# One script, its behaviour chosen by --case: what it saw is printed as one JSON line.
+PROBE = """
+import json, os, signal, sys, time
+from pyspark.sql import SparkSession
+import helper_module  # from --extra-py-files
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+spark = SparkSession.builder.getOrCreate()
+print(json.dumps({
+    "pid": os.getpid(), "cwd": os.getcwd(), "argv": sys.argv[1:], "helper": helper_module.__file__,
+    "marker_before": spark.conf.get("airline.test.marker", None),
+    "tables_before": [table.name for table in spark.catalog.listTables()],
+    "rows": spark.range(5).count(),
+}), flush=True)
+spark.conf.set("airline.test.marker", args["--JOB_RUN_ID"])
+spark.range(3).createOrReplaceTempView("leftover")
+spark.range(3).cache().count()
+case = args["--case"]
+if case == "raise":
+    raise ValueError("boom in " + args["--JOB_RUN_ID"])
+if case == "exit":
+    print("fatal: bad input", file=sys.stderr)
+    sys.exit(2)
+if case == "sleep":
+    time.sleep(120)
+if case == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+if case == "stop":
+    spark.stop()
+print("done", case)
+"""
+
+
+@pytest.fixture(scope="module")
+def runner(emulator, tmp_path_factory):
+    check_java()
+    folder = tmp_path_factory.mktemp("warm")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "helper_module.py").write_text("VALUE = 1\n")
+    (folder / "probe.py").write_text(textwrap.dedent(PROBE))
+    runner = JobRunner(folder / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
+                       worker_max_runs=50)
+    runner.register_job("probe", JobSpec(script=folder / "probe.py",
+                                         extra_py_files=[folder / "lib" / "helper_module.py"]))
+    yield runner
+    runner.close()
+
+
+def run(runner: JobRunner, case: str, timeout: float = 180):
+    run_id = f"jr_{case}_{uuid.uuid4().hex[:6]}"
+    outcome = runner.run("probe", run_id, {"--case": case}, timeout_seconds=timeout)
+    stdout = outcome.stdout_path.read_text()
+    seen = json.loads(stdout.splitlines()[0]) if stdout.startswith("{") else None
+    return outcome, seen, stdout
+
+
+def test_runs_reuse_one_worker_and_each_sees_a_fresh_process_and_session(runner):
+    first, seen_first, _ = run(runner, "ok")
+    second, seen_second, stdout_second = run(runner, "ok")
+
+    assert first.state == second.state == "SUCCEEDED", second.stderr_path.read_text()[-2000:]
+    assert seen_first["pid"] == seen_second["pid"], "the second run did not reuse the warm worker"
+    for outcome, seen in ((first, seen_first), (second, seen_second)):
+        run_dir = outcome.stdout_path.parent
+        assert seen["cwd"] == str(run_dir / "work")
+        assert seen["helper"].startswith(str(run_dir)), "a module of an earlier run was reused"
+        assert seen["argv"][:2] == ["--JOB_NAME", "probe"]
+        assert seen["rows"] == 5
+    # Nothing of the first run's session reaches the second: conf, temporary views, output.
+    assert seen_second["marker_before"] is None
+    assert seen_second["tables_before"] == []
+    assert stdout_second.count("done ok") == 1
+    assert f"warm worker {seen_second['pid']}" in second.stderr_path.read_text()
+
+
+def test_a_failing_script_fails_its_run_like_a_process_and_the_worker_serves_on(runner):
+    raised, seen_raised, _ = run(runner, "raise")
+    exited, _, _ = run(runner, "exit")
+    after, seen_after, _ = run(runner, "ok")
+
+    assert raised.state == "FAILED"
+    assert raised.error_message.startswith("ValueError: boom in jr_raise_")
+    assert "Traceback (most recent call last)" in raised.stderr_path.read_text()
+    assert (exited.state, exited.error_message) == ("FAILED", "fatal: bad input")
+    assert after.state == "SUCCEEDED"
+    assert seen_after["pid"] == seen_raised["pid"]
+
+
+def test_a_killed_worker_fails_the_run_and_the_next_run_gets_a_new_one(runner):
+    killed, seen_killed, _ = run(runner, "kill")
+    after, seen_after, _ = run(runner, "ok")
+
+    assert (killed.state, killed.error_message) == ("FAILED", "The job's process was killed by SIGKILL")
+    assert after.state == "SUCCEEDED"
+    assert seen_after["pid"] != seen_killed["pid"]
+
+
+def test_a_run_past_its_timeout_is_stopped_and_its_worker_replaced(runner):
+    timed_out, seen_slow, _ = run(runner, "sleep", timeout=8)
+    after, seen_after, _ = run(runner, "ok")
+
+    assert (timed_out.state, timed_out.error_message) == ("TIMEOUT", "Job run timed out after 8 seconds")
+    assert group_members(seen_slow["pid"]) == [], "the timed-out worker or its JVM is still running"
+    assert after.state == "SUCCEEDED" and seen_after["pid"] != seen_slow["pid"]
+
+
+def test_a_script_that_stops_spark_succeeds_and_retires_its_worker(runner):
+    stopped, seen_stopped, _ = run(runner, "stop")
+    after, seen_after, _ = run(runner, "ok")
+
+    assert stopped.state == "SUCCEEDED", stopped.stderr_path.read_text()[-2000:]
+    assert after.state == "SUCCEEDED" and seen_after["pid"] != seen_stopped["pid"]
+
+
+def test_close_stops_the_idle_workers(emulator, tmp_path):
+    (tmp_path / "probe.py").write_text("print('never run')\n")
+    runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1)
+    runner.register_job("idle", JobSpec(script=tmp_path / "probe.py"))
+    assert runner.wait_for_workers(timeout=180)
+    workers = list(runner._pools["idle"]._idle)
+    assert len(workers) == 1 and all(worker.alive() for worker in workers)
+
+    groups = {worker.pid for worker in workers}
+    assert any(pid != group for group in groups for pid in group_members(group)), "no JVM started"
+
+    runner.close()
+
+    assert not any(worker.alive() for worker in workers)
+    assert not any(group_members(group) for group in groups), "a worker's JVM outlived close()"
+
+
+def group_members(group: int) -> list[int]:
+    """Processes of a process group (a worker and the JVM it started), from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[2]) == group:
+                members.append(int(entry.name))
+    return members
