@@ -14,13 +14,13 @@ demo: install
 test: install
 	$(PY) -m pytest
 
-## reliability: the bad-input corpus and the fault tests through the whole local pipeline
+## reliability: only the bad-input corpus, the fault and the load tests (part of `make test` too)
 reliability: install
-	$(PY) -m pytest -m reliability tests/reliability
+	$(PY) -m pytest -s tests/reliability
 
-## soak: the long reliability runs left out of `make test` (a burst of 20 uploads, 100 files in sequence)
+## soak: the load tests with 100 files in sequence instead of make test's 20
 soak: install
-	$(PY) -m pytest -m soak -s tests/reliability
+	RELIABILITY_SEQUENCE_FILES=100 $(PY) -m pytest -s tests/reliability/test_load.py
 
 ## synth: synthesize the CDK app with the project's own CDK CLI
 synth: install

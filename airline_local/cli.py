@@ -31,7 +31,13 @@ from airline_local.emulator import EmulatorError
 from airline_local.job_runner import JavaNotFoundError
 from airline_local.local_stack import SynthError
 from airline_local.mailbox import read_email
-from airline_local.pipeline import LocalPipeline, PipelineError, RunResult, Upload
+from airline_local.pipeline import (
+    DEFAULT_WARM_WORKERS,
+    LocalPipeline,
+    PipelineError,
+    RunResult,
+    Upload,
+)
 from airline_local.postgres import PostgresError, PostgresServer
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "bookings_sample.csv"
@@ -73,7 +79,7 @@ def demo(
         f"Uploading [bold]{SAMPLE_FILE.name}[/] to s3://<raw bucket>/raw/bookings/",
         title="airline-ingest demo"))
     try:
-        with _started(directory, show_emails=True) as pipeline:
+        with _started(directory, show_emails=True, warm_workers=1) as pipeline:
             results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
             for result in results:
                 _print_result(result)
@@ -95,12 +101,19 @@ def local_run(
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for each execution."),
     aws_port: Optional[int] = AwsPortOption,
     warehouse_port: Optional[int] = WarehousePortOption,
+    warm_workers: Optional[int] = typer.Option(
+        None, "--warm-workers", min=0, help="Spark workers kept warm for the Glue job, also the "
+        f"most job runs at once (default: {DEFAULT_WARM_WORKERS}, at most one per file; 0: a "
+        "fresh process per run, as on AWS Glue)."),
 ) -> None:
     """Upload each file under raw/bookings/<name> and wait for its execution; exit 0 if all succeeded."""
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         _fail(f"no such file: {', '.join(missing)}", code=2)
-    with _started(state_dir, show_emails=not as_json, aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+    if warm_workers is None:
+        warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
+    with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers,
+                  aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
         results = _run_with_progress(pipeline, files, concurrent=concurrent, timeout=timeout, quiet=as_json)
     if as_json:
         print(json.dumps({"runs": [r.as_json() for r in results]}, default=_json_default))
@@ -153,9 +166,11 @@ def generate(
 class _started:
     """Start the local pipeline, turning the known start-up failures into clear messages."""
 
-    def __init__(self, state_dir: Path, *, show_emails: bool, **ports: int | None) -> None:
+    def __init__(self, state_dir: Path, *, show_emails: bool, warm_workers: int,
+                 **ports: int | None) -> None:
         on_email = _print_email if show_emails else None
-        self.pipeline = LocalPipeline(state_dir, on_email=on_email, **ports)
+        self.pipeline = LocalPipeline(state_dir, on_email=on_email, warm_workers=warm_workers,
+                                      **ports)
 
     def __enter__(self) -> LocalPipeline:
         with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):

@@ -30,8 +30,11 @@ from airline_local.redshift_data import DataApiEmulator, Warehouse
 RAW_PREFIX = "raw/bookings/"
 SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUS_POLL_SECONDS = 0.25
+HISTORY_POLL_SECONDS = 1.0
 # Local synth settings: the definition's own crawler polling, at local speed.
-LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1}
+# Local runs take seconds, not minutes: poll and retry at that pace.
+LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1, "glueConcurrencyRetrySeconds": 2}
 # Two idle JVMs (~0.5 GB each): a run on each core starts warm.
 DEFAULT_WARM_WORKERS = 2
 
@@ -177,23 +180,30 @@ class LocalPipeline:
                              f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}")
         seen_events = 0
         states: list[str] = []
+        history_read_at = float("-inf")
         while True:
             description = sfn.describe_execution(executionArn=execution)
-            history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-            for event in history[seen_events:]:
-                name = event.get("stateEnteredEventDetails", {}).get("name")
-                if name:
-                    states.append(name)
-                    if on_state:
-                        on_state(upload, "entered", name)
-            seen_events = len(history)
-            if description["status"] in TERMINAL_STATUSES:
+            done = description["status"] in TERMINAL_STATUSES
+            # The history grows with every state and retry: read it about once a second (for
+            # the progress) and at the end, not on every poll (many followers at once would
+            # keep the emulator busy serializing histories).
+            if done or time.monotonic() - history_read_at >= HISTORY_POLL_SECONDS:
+                history_read_at = time.monotonic()
+                history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+                for event in history[seen_events:]:
+                    name = event.get("stateEnteredEventDetails", {}).get("name")
+                    if name:
+                        states.append(name)
+                        if on_state:
+                            on_state(upload, "entered", name)
+                seen_events = len(history)
+            if done:
                 break
             if time.monotonic() - started > timeout:
                 sfn.stop_execution(executionArn=execution, error="LocalTimeout",
                                    cause=f"no result within {timeout:.0f} s")
                 raise PipelineError(f"{upload.key}: execution {execution} still running after {timeout:.0f} s")
-            time.sleep(0.2)
+            time.sleep(STATUS_POLL_SECONDS)
         name = description["name"]
         status = description["status"]
         summary = self._run_summary(name)

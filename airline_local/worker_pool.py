@@ -153,6 +153,7 @@ class WorkerPool:
         self.max_runs = max_runs
         self._idle: list[WarmWorker] = []
         self._busy = 0
+        self._retiring: list[threading.Thread] = []
         self._changed = threading.Condition()
         self._closed = False
 
@@ -164,11 +165,15 @@ class WorkerPool:
             self._changed.notify_all()
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait until every idle worker is ready to run (False: not all within timeout)."""
+        """Wait until the pool is settled: retired workers gone, idle ones ready to run
+        (False: not within timeout)."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            idle = list(self._idle)
-        return all(worker.wait_ready(max(0.0, deadline - time.monotonic())) for worker in idle)
+            idle, retiring = list(self._idle), list(self._retiring)
+        for thread in retiring:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return (not any(thread.is_alive() for thread in retiring)
+                and all(worker.wait_ready(max(0.0, deadline - time.monotonic())) for worker in idle))
 
     def acquire(self, timeout: float) -> WarmWorker:
         """The last idle worker released (its JVM has compiled the job's code), else a new one
@@ -183,7 +188,7 @@ class WorkerPool:
                     if worker.alive():
                         self._busy += 1
                         return worker
-                    _retire(worker)
+                    self._retire(worker)
                 if self._busy < self.size:
                     self._busy += 1
                     return self._start_worker()
@@ -199,24 +204,28 @@ class WorkerPool:
                     and worker.runs < self.max_runs)
             if keep:
                 self._idle.append(worker)
+            else:
+                self._retire(worker)
             self._changed.notify_all()
         if not keep:
-            _retire(worker)
             self.prewarm()  # its replacement
+
+    def _retire(self, worker: WarmWorker) -> None:
+        """Stop a worker without making the caller wait for its SparkSession to end (call
+        with the lock held)."""
+        self._retiring = [thread for thread in self._retiring if thread.is_alive()]
+        thread = threading.Thread(target=worker.stop, name=f"stop-worker-{worker.pid}", daemon=True)
+        thread.start()
+        self._retiring.append(thread)
 
     def close(self) -> None:
         """Stop every idle worker and wait for them; busy ones are stopped when released."""
         with self._changed:
             self._closed = True
             idle, self._idle = self._idle, []
+            retiring = list(self._retiring)
             self._changed.notify_all()
         for worker in idle:
             worker.stop()
-
-
-def _retire(worker: WarmWorker) -> None:
-    """Stop a worker without making the caller wait for its SparkSession to end."""
-    if not worker.alive():
-        worker.stop()
-        return
-    threading.Thread(target=worker.stop, name=f"stop-worker-{worker.pid}", daemon=True).start()
+        for thread in retiring:
+            thread.join()

@@ -42,6 +42,8 @@ class PipelineConfig:
     glue_flex: bool = False
     glue_job_timeout_minutes: int = 60
     glue_max_concurrent_runs: int = 5
+    # First wait before retrying a run refused for MaxConcurrentRuns (doubling, with jitter).
+    glue_concurrency_retry_seconds: int = 30
     max_reject_ratio: float = 0.1
     airportsdata_version: str = "20260905"
     # Redshift: a new Serverless namespace + workgroup, unless an existing one is named.
@@ -145,7 +147,8 @@ def _parse_emails(key: str, value: Any) -> tuple[str, ...]:
 
 _MIN_ONE = {
     "crawler_poll_interval_seconds", "crawler_max_polls", "glue_number_of_workers",
-    "glue_job_timeout_minutes", "glue_max_concurrent_runs", "event_max_age_hours",
+    "glue_job_timeout_minutes", "glue_max_concurrent_runs", "glue_concurrency_retry_seconds",
+    "event_max_age_hours",
     "staging_expiration_days", "quarantine_expiration_days", "noncurrent_version_expiration_days",
     "access_log_expiration_days", "log_retention_days", "redshift_base_capacity",
 }

@@ -263,13 +263,17 @@ class Orchestration(Construct):
             result_path="$.job",
         )
         _retry_transient(run_job, GLUE_TRANSIENT_ERRORS)
-        # Bursts of uploads: wait for a free run slot, for up to about an hour.
+        # Bursts of uploads: wait for a free run slot over 25 attempts (at most 1.75 hours
+        # with the 30 s default, half that on average with full jitter), never longer than 10
+        # intervals between two, so that a freed slot is taken soon (a steeper backoff left
+        # runs asleep while slots were free).
+        interval = config.glue_concurrency_retry_seconds
         run_job.add_retry(
             errors=GLUE_CONCURRENCY_ERRORS,
-            interval=Duration.seconds(30),
-            backoff_rate=2,
-            max_attempts=10,
-            max_delay=Duration.minutes(10),
+            interval=Duration.seconds(interval),
+            backoff_rate=1.5,
+            max_attempts=25,
+            max_delay=Duration.seconds(10 * interval),
             jitter_strategy=sfn.JitterType.FULL,
         )
         catch_to(run_job, "Run ETL job failed")

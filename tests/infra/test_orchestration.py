@@ -89,7 +89,14 @@ def test_job_runs_synchronously_with_the_object_uri_and_execution_name(states, t
     retried = {e for r in run["Retry"] for e in r["ErrorEquals"]}
     assert {"Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.OperationTimeoutException"} <= retried
     for retry in run["Retry"]:
-        assert retry["BackoffRate"] >= 2 and retry["MaxAttempts"] >= 3 and retry["JitterStrategy"] == "FULL"
+        assert retry["BackoffRate"] >= 1.5 and retry["MaxAttempts"] >= 3 and retry["JitterStrategy"] == "FULL"
+    # A burst waits for a free run slot for over an hour (before jitter), yet never sleeps more
+    # than 5 minutes between two attempts (a freed slot is taken soon).
+    [concurrency] = [r for r in run["Retry"] if r["ErrorEquals"] == ["Glue.ConcurrentRunsExceededException"]]
+    assert concurrency["IntervalSeconds"] == 30 and concurrency["MaxDelaySeconds"] == 300
+    waits = [min(concurrency["IntervalSeconds"] * concurrency["BackoffRate"] ** attempt,
+                 concurrency["MaxDelaySeconds"]) for attempt in range(concurrency["MaxAttempts"])]
+    assert sum(waits) >= 3600
     assert "States.TaskFailed" not in retried  # a failed job is reported, not blindly re-run
     choice = states["Job succeeded?"]
     assert choice["Choices"] == [{"Variable": "$.job.JobRunState", "StringEquals": "SUCCEEDED", "Next": "Read run summary"}]

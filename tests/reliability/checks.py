@@ -110,11 +110,14 @@ def executions_for_key(pipeline: LocalPipeline, key: str) -> list[str]:
 @dataclass(frozen=True)
 class Resources:
     processes: int
-    rss_bytes: int
-    open_fds: int
+    rss_bytes: int  # the stack without its warm Spark workers
+    open_fds: int  # the whole stack
+    worker_rss_bytes: tuple[int, ...] = ()  # each warm Spark worker with its JVM
 
     def __str__(self) -> str:
-        return f"{self.processes} processes, RSS {self.rss_bytes / 2**20:.1f} MiB, {self.open_fds} open fds"
+        workers = ", ".join(f"{rss / 2**20:.0f}" for rss in self.worker_rss_bytes)
+        return (f"{self.processes} processes, RSS {self.rss_bytes / 2**20:.1f} MiB "
+                f"+ workers [{workers}] MiB, {self.open_fds} open fds")
 
 
 def _children(pid: int) -> list[int]:
@@ -136,25 +139,45 @@ def _tree(root: int) -> list[int]:
     return pids
 
 
+def _rss_and_fds(pid: int) -> tuple[int, int] | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None  # ended meanwhile
+    rss = sum(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return rss, fds
+
+
+def _is_spark_worker(pid: int) -> bool:
+    try:
+        return b"airline_local.spark_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def stack_resources(pipeline: LocalPipeline) -> Resources:
-    """This process (moto server, Data API, pollers) and its descendants (job runs), plus the
-    PostgreSQL server tree (a daemon, not a child: found through its postmaster.pid)."""
+    """This process (moto server, Data API, pollers) and its descendants, plus the PostgreSQL
+    server tree (a daemon, not a child: found through its postmaster.pid). The warm Spark
+    workers (each a Python process and its JVM) are reported apart: a JVM's heap grows over its
+    first runs up to its configured limit, which says nothing about a leak in the stack."""
     pids = set(_tree(os.getpid()))
     pid_file = Path(pipeline.postgres.data_dir) / "postmaster.pid"
     if pid_file.is_file():
         pids |= set(_tree(int(pid_file.read_text().split()[0])))
+    worker_trees = [set(_tree(pid)) for pid in pids if _is_spark_worker(pid)]
+    in_workers = set().union(*worker_trees)
     rss = fds = alive = 0
     for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            fds += len(os.listdir(f"/proc/{pid}/fd"))
-        except OSError:
-            continue  # ended meanwhile
+        measured = _rss_and_fds(pid)
+        if measured is None:
+            continue
         alive += 1
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                rss += int(line.split()[1]) * 1024
-    return Resources(alive, rss, fds)
+        fds += measured[1]
+        if pid not in in_workers:
+            rss += measured[0]
+    workers = tuple(sum((_rss_and_fds(pid) or (0, 0))[0] for pid in tree) for tree in worker_trees)
+    return Resources(alive, rss, fds, workers)
 
 
 class LoadRecorder:
