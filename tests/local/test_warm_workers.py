@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,10 @@ if case == "exit":
     sys.exit(2)
 if case == "sleep":
     time.sleep(120)
+if case == "pause":
+    began = time.time()
+    time.sleep(4)
+    print(json.dumps({"began": began, "ended": time.time()}), flush=True)
 if case == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 if case == "stop":
@@ -110,10 +116,10 @@ def test_a_killed_worker_fails_the_run_and_the_next_run_gets_a_new_one(runner):
 
 
 def test_a_run_past_its_timeout_is_stopped_and_its_worker_replaced(runner):
-    timed_out, seen_slow, _ = run(runner, "sleep", timeout=8)
+    timed_out, seen_slow, _ = run(runner, "sleep", timeout=5)
     after, seen_after, _ = run(runner, "ok")
 
-    assert (timed_out.state, timed_out.error_message) == ("TIMEOUT", "Job run timed out after 8 seconds")
+    assert (timed_out.state, timed_out.error_message) == ("TIMEOUT", "Job run timed out after 5 seconds")
     assert group_members(seen_slow["pid"]) == [], "the timed-out worker or its JVM is still running"
     assert after.state == "SUCCEEDED" and seen_after["pid"] != seen_slow["pid"]
 
@@ -124,6 +130,26 @@ def test_a_script_that_stops_spark_succeeds_and_retires_its_worker(runner):
 
     assert stopped.state == "SUCCEEDED", stopped.stderr_path.read_text()[-2000:]
     assert after.state == "SUCCEEDED" and seen_after["pid"] != seen_stopped["pid"]
+
+
+def test_runs_beyond_the_pool_wait_for_a_free_worker(runner):
+    """A pool of one: two runs at once execute one after the other, in the same worker, and a
+    run that cannot get a worker within its timeout times out."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(run, runner, "pause")
+        second = pool.submit(run, runner, "pause")
+        time.sleep(1)  # the pauses hold the worker for 4 s each
+        starved = pool.submit(run, runner, "ok", timeout=1)
+        results = [first.result(), second.result()]
+        starved_outcome, _, _ = starved.result()
+
+    spans = sorted((span["began"], span["ended"]) for span in
+                   (json.loads(stdout.splitlines()[1]) for _, _, stdout in results))
+    assert [outcome.state for outcome, _, _ in results] == ["SUCCEEDED", "SUCCEEDED"]
+    assert spans[0][1] <= spans[1][0], f"the runs overlapped: {spans}"
+    assert results[0][1]["pid"] == results[1][1]["pid"]
+    assert (starved_outcome.state, starved_outcome.error_message) == ("TIMEOUT", "Job run timed out after 1 seconds")
+    assert "no warm worker became free" in starved_outcome.stderr_path.read_text()
 
 
 def test_close_stops_the_idle_workers(emulator, tmp_path):
