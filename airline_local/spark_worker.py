@@ -13,6 +13,11 @@ except the time it takes:
 - an exit code as the process would have had: 0, the SystemExit code, or 1 with the traceback
   on stderr for an uncaught exception.
 
+Two differences a script could notice: the JVM's own log lines go to the worker's log, not the
+run's stderr (the run's stderr names that file), and Spark's Python workers (Python UDFs) keep
+the worker's sys.path, so a UDF importing a module of --extra-py-files would not find it. The
+bookings job has no Python UDF; a job that needs one runs with ``--warm-workers 0``.
+
 Before it says it is ready, a worker warms its JVM up on a throwaway file (:func:`warm_up`).
 
 Protocol (started by the runner as ``python -m airline_local.spark_worker``): one JSON line on
