@@ -11,11 +11,10 @@ Progress goes to stderr; with --json, stdout carries exactly one JSON document.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +36,7 @@ from airline_local.pipeline import (
     PipelineError,
     RunResult,
     Upload,
+    temporary_state_dir,
 )
 from airline_local.postgres import PostgresError, PostgresServer
 
@@ -70,25 +70,18 @@ def demo(
                                              "temporary directory, removed afterwards)."),
 ) -> None:
     """Run the bundled sample through the whole local pipeline and show what happened."""
-    temporary = state_dir is None
-    directory = Path(tempfile.mkdtemp(prefix="airline-demo-")) if temporary else state_dir
-    if temporary:
-        directory.chmod(0o711)  # PostgreSQL runs as an unprivileged user when we are root
     err.print(Panel.fit(
         "Local AWS (moto) + local Spark (the Glue script) + PostgreSQL (standing in for Redshift)\n"
         f"Uploading [bold]{SAMPLE_FILE.name}[/] to s3://<raw bucket>/raw/bookings/",
         title="airline-ingest demo"))
-    try:
-        with _started(directory, show_emails=True, warm_workers=1) as pipeline:
-            results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
-            for result in results:
-                _print_result(result)
-            for title, query in DEMO_QUERIES.items():
-                columns, rows = pipeline.query(query)
-                _print_table(title, columns, rows)
-    finally:
-        if temporary:
-            shutil.rmtree(directory, ignore_errors=True)
+    directory = temporary_state_dir("airline-demo-") if state_dir is None else nullcontext(state_dir)
+    with directory as chosen, _started(chosen, show_emails=True, warm_workers=1) as pipeline:
+        results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
+        for result in results:
+            _print_result(result)
+        for title, query in DEMO_QUERIES.items():
+            columns, rows = pipeline.query(query)
+            _print_table(title, columns, rows)
     raise typer.Exit(0 if all(r.status == "SUCCEEDED" for r in results) else 1)
 
 

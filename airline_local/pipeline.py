@@ -13,9 +13,12 @@ that was sent.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,6 +42,19 @@ LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1, "glueConcurrencyRetrySeconds":
 DEFAULT_WARM_WORKERS = 2
 
 StateCallback = Callable[["Upload", str, str], None]  # (upload, event type, state name)
+
+
+@contextmanager
+def temporary_state_dir(prefix: str) -> Iterator[Path]:
+    """A fresh state directory, removed afterwards. Mode 0711, unlike mkdtemp's 0700 (and
+    pytest's tmp_path parents): PostgreSQL runs as an unprivileged user when we are root and
+    must reach its data directory inside."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o711)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class PipelineError(RuntimeError):

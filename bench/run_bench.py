@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,11 @@ if str(BENCH_DIR.parent) not in sys.path:  # run as a script: make the project i
     sys.path.insert(0, str(BENCH_DIR.parent))
 
 from airline_local.job_runner import DEFAULT_SPARK_CONF, JobSpec  # noqa: E402
-from airline_local.pipeline import DEFAULT_WARM_WORKERS, LocalPipeline  # noqa: E402
+from airline_local.pipeline import (  # noqa: E402
+    DEFAULT_WARM_WORKERS,
+    LocalPipeline,
+    temporary_state_dir,
+)
 from bench import datasets, latency, report, throughput  # noqa: E402
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
@@ -100,11 +103,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     latency_files = [datasets.ensure_dataset(args.latency_rows, args.seed + 1000 + n, args.bad_ratio, args.cache_dir)[0]
                      for n in range(max(args.latency_runs, 1))]
 
-    # Not pytest's or a private tmp dir: PostgreSQL runs as its own user and must reach it.
-    state_dir = Path(tempfile.mkdtemp(prefix="airline-bench-"))
-    state_dir.chmod(0o711)
     clock = latency.EmailClock()
-    try:
+    with temporary_state_dir("airline-bench-") as state_dir:
         _say("starting the local stack (synth, PostgreSQL, emulator)")
         # Throughput and the cold latency: a fresh process (and JVM) per job run, as on Glue.
         with LocalPipeline(state_dir, on_email=clock, warm_workers=0) as pipeline:
@@ -130,22 +130,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 document["throughput"] = entries
                 document["scaling"] = report.scaling(entries)
                 if args.latency_runs > 0:
-                    files = latency_files[:args.latency_runs]
+                    latency_inputs = latency_files[:args.latency_runs]
                     _say(f"latency, cold: {args.latency_runs} x {args.latency_rows:,} rows, upload -> email, "
                          "a fresh job process each")
                     document["latency_cold"] = latency.summarize(
-                        latency.measure(pipeline, clock, files, args.latency_rows))
+                        latency.measure(pipeline, clock, latency_inputs, args.latency_rows))
                     runner = pipeline.emulator.job_runner  # type: ignore[union-attr]
                     runner.use_warm_workers(DEFAULT_WARM_WORKERS)
                     _say(f"latency, warm (the local default): {DEFAULT_WARM_WORKERS} warm Spark workers")
                     if not runner.wait_for_workers(timeout=300):
                         raise RuntimeError("the warm Spark workers did not start")
                     document["latency"] = latency.summarize(
-                        latency.measure(pipeline, clock, files, args.latency_rows))
+                        latency.measure(pipeline, clock, latency_inputs, args.latency_rows))
             finally:
                 bench.close()
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
     document["machine"]["load_average_after"] = throughput.load_average()
     document["targets"] = report.targets(document)
     return document

@@ -7,27 +7,19 @@ the tests do not depend on one another's rows.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airline_local.generator import write_csv
-from airline_local.pipeline import LocalPipeline
+from airline_local.pipeline import LocalPipeline, temporary_state_dir
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[LocalPipeline]:
-    # Not pytest's tmp_path: its 0700 parents keep out the unprivileged PostgreSQL user (as root).
-    state_dir = Path(tempfile.mkdtemp(prefix="airline-e2e-"))
-    state_dir.chmod(0o711)
-    try:
-        with LocalPipeline(state_dir) as running:
-            yield running
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with temporary_state_dir("airline-e2e-") as state_dir, LocalPipeline(state_dir) as running:
+        yield running
 
 
 @pytest.fixture

@@ -8,23 +8,14 @@ Fault tests leave the pipeline as they found it (PostgreSQL restarted, hooks rem
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from airline_local.pipeline import LocalPipeline
+from airline_local.pipeline import LocalPipeline, temporary_state_dir
 
 
 @pytest.fixture(scope="package")
 def pipeline() -> Iterator[LocalPipeline]:
-    # Not pytest's tmp_path: its 0700 parents keep out the unprivileged PostgreSQL user (as root).
-    state_dir = Path(tempfile.mkdtemp(prefix="airline-reliability-"))
-    state_dir.chmod(0o711)
-    try:
-        with LocalPipeline(state_dir) as running:
-            yield running
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with temporary_state_dir("airline-reliability-") as state_dir, LocalPipeline(state_dir) as running:
+        yield running
