@@ -18,7 +18,7 @@ test: install
 reliability: install
 	$(PY) -m pytest -s tests/reliability
 
-## soak: the load tests with 100 files in sequence instead of make test's 20
+## soak: the load tests with 100 files in sequence instead of make test's 12
 soak: install
 	RELIABILITY_SEQUENCE_FILES=100 $(PY) -m pytest -s tests/reliability/test_load.py
 

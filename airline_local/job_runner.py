@@ -102,10 +102,13 @@ class JobRunner:
         protected_prefixes: tuple[str, ...] = ("raw/",),
         warm_workers: int = 0,
         worker_max_runs: int = 50,
+        warm_up_workers: bool = True,
     ) -> None:
         """``warm_workers``: warm Spark workers per job (airline_local.worker_pool), which is
         also how many of its runs execute at once (more wait for a free worker); 0 runs every
-        job in a fresh process, as Glue does: no limit, each run pays the JVM's start-up."""
+        job in a fresh process, as Glue does: no limit, each run pays the JVM's start-up.
+        ``warm_up_workers``: run the worker's warm-up job before its first run (a few seconds
+        of CPU that halve the first run's Spark time)."""
         self.work_dir = Path(work_dir)
         self.endpoint_url = endpoint_url
         self.region = region
@@ -114,6 +117,7 @@ class JobRunner:
         self.protected_prefixes = protected_prefixes
         self.warm_workers = warm_workers
         self.worker_max_runs = worker_max_runs
+        self.warm_up_workers = warm_up_workers
         self._jobs: dict[str, JobSpec] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._lock = threading.Lock()
@@ -171,7 +175,8 @@ class JobRunner:
         worker_dir = self.work_dir / "_workers" / job_name / f"{time.time_ns():x}"
         worker_dir.mkdir(parents=True, exist_ok=True)
         env = self._environment(spec, [], worker_dir / "spark-tmp")
-        env[WARM_UP_DIR_VARIABLE] = str(worker_dir / "warm-up")
+        if self.warm_up_workers:
+            env[WARM_UP_DIR_VARIABLE] = str(worker_dir / "warm-up")
         return WarmWorker(self.python, env, worker_dir, worker_dir / "worker.log")
 
     def registered_jobs(self) -> list[str]:

@@ -58,8 +58,9 @@ def runner(emulator, tmp_path_factory):
     (folder / "lib").mkdir()
     (folder / "lib" / "helper_module.py").write_text("VALUE = 1\n")
     (folder / "probe.py").write_text(textwrap.dedent(PROBE))
+    # No warm-up: these tests are about the protocol, not speed (the pipeline tests warm up).
     runner = JobRunner(folder / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
-                       worker_max_runs=50)
+                       worker_max_runs=50, warm_up_workers=False)
     runner.register_job("probe", JobSpec(script=folder / "probe.py",
                                          extra_py_files=[folder / "lib" / "helper_module.py"]))
     yield runner
@@ -154,7 +155,8 @@ def test_runs_beyond_the_pool_wait_for_a_free_worker(runner):
 
 def test_close_stops_the_idle_workers(emulator, tmp_path):
     (tmp_path / "probe.py").write_text("print('never run')\n")
-    runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1)
+    runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
+                       warm_up_workers=False)
     runner.register_job("idle", JobSpec(script=tmp_path / "probe.py"))
     assert runner.wait_for_workers(timeout=180)
     workers = list(runner._pools["idle"]._idle)

@@ -5,7 +5,7 @@
   for real.
 - Small files in sequence: all loaded; RSS and open file descriptors of this process (moto,
   Data API, pollers), its children (the warm Spark workers) and the PostgreSQL server tree,
-  sampled after every run, must not keep growing. 20 files in `make test` (about 80 s);
+  sampled after every run, must not keep growing. 12 files in `make test` (about 45 s);
   `make soak` runs 100 (RELIABILITY_SEQUENCE_FILES), past a warm worker's replacement at 50 runs.
 """
 
@@ -22,7 +22,7 @@ from .corpus import rows, to_csv
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 BURST_FILES = int(os.environ.get("RELIABILITY_BURST_FILES", "20"))
-SEQUENCE_FILES = int(os.environ.get("RELIABILITY_SEQUENCE_FILES", "20"))
+SEQUENCE_FILES = int(os.environ.get("RELIABILITY_SEQUENCE_FILES", "12"))
 ROWS_PER_FILE = 25
 WORKER_RSS_LIMIT = 2 * 2**30
 
