@@ -111,13 +111,15 @@ def executions_for_key(pipeline: LocalPipeline, key: str) -> list[str]:
 class Resources:
     processes: int
     rss_bytes: int  # the stack without its warm Spark workers
-    open_fds: int  # the whole stack
+    open_fds: int  # the same
     worker_rss_bytes: tuple[int, ...] = ()  # each warm Spark worker with its JVM
+    worker_fds: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        workers = ", ".join(f"{rss / 2**20:.0f}" for rss in self.worker_rss_bytes)
-        return (f"{self.processes} processes, RSS {self.rss_bytes / 2**20:.1f} MiB "
-                f"+ workers [{workers}] MiB, {self.open_fds} open fds")
+        rss = ", ".join(f"{rss / 2**20:.0f}" for rss in self.worker_rss_bytes)
+        fds = ", ".join(str(fds) for fds in self.worker_fds)
+        return (f"{self.processes} processes, RSS {self.rss_bytes / 2**20:.1f} MiB, "
+                f"{self.open_fds} open fds; workers RSS [{rss}] MiB, fds [{fds}]")
 
 
 def _children(pid: int) -> list[int]:
@@ -160,7 +162,8 @@ def stack_resources(pipeline: LocalPipeline) -> Resources:
     """This process (moto server, Data API, pollers) and its descendants, plus the PostgreSQL
     server tree (a daemon, not a child: found through its postmaster.pid). The warm Spark
     workers (each a Python process and its JVM) are reported apart: a JVM's heap grows over its
-    first runs up to its configured limit, which says nothing about a leak in the stack."""
+    first runs up to its configured limit, and it opens jars and shuffle files as it goes; a
+    worker is replaced after 50 runs. Neither says anything about a leak in the stack."""
     pids = set(_tree(os.getpid()))
     pid_file = Path(pipeline.postgres.data_dir) / "postmaster.pid"
     if pid_file.is_file():
@@ -173,12 +176,13 @@ def stack_resources(pipeline: LocalPipeline) -> Resources:
         if measured is None:
             continue
         alive += 1
-        fds += measured[1]
         if pid not in in_workers:
             rss += measured[0]
-    workers = tuple(sum((_rss_and_fds(pid) or (0, 0))[0] for pid in tree) for tree in worker_trees)
-    return Resources(alive, rss, fds, workers)
-
+            fds += measured[1]
+    per_worker = [[_rss_and_fds(pid) or (0, 0) for pid in tree] for tree in worker_trees]
+    return Resources(alive, rss, fds,
+                     tuple(sum(m[0] for m in measured) for measured in per_worker),
+                     tuple(sum(m[1] for m in measured) for measured in per_worker))
 
 class LoadRecorder:
     """Records every batch the Data API receives ({StatementName, Sqls}) while installed: the
