@@ -39,7 +39,7 @@ import boto3
 from botocore.config import Config
 
 from airline_local.spark_worker import WARM_UP_DIR_VARIABLE
-from airline_local.worker_pool import WarmWorker, WorkerPool
+from airline_local.worker_pool import WarmWorker, WorkerPool, kill_process_group
 
 LOG = logging.getLogger(__name__)
 
@@ -260,6 +260,7 @@ class JobRunner:
     def _run_in_new_process(self, spec: JobSpec, script: Path, arguments: list[str],
                             python_path: list[str], run_dir: Path, timeout: float) -> int | None:
         """`python script args...` in a fresh process (and JVM); exit code, None on timeout."""
+        # python_path[0] is the script's directory, which `python script.py` puts first itself.
         env = self._environment(spec, python_path[1:], run_dir / "spark-tmp")
         with (run_dir / "stdout.log").open("wb") as stdout, \
                 (run_dir / "stderr.log").open("wb") as stderr:
@@ -271,7 +272,7 @@ class JobRunner:
             try:
                 return process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(process)
+                kill_process_group(process)
                 return None
 
     def _run_in_worker(self, pool: WorkerPool, script: Path, arguments: list[str],
@@ -491,18 +492,6 @@ def _object_exists(s3: Any, bucket: str, key: str) -> bool:
         if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket") or status in (403, 404):
             return False
         raise
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
 
 
 def _run_dir_name(run_id: str) -> str:

@@ -127,18 +127,21 @@ class WarmWorker:
                 time.sleep(0.1)
 
     def kill(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.process.wait()
+        kill_process_group(self.process)
         self._end_group(grace_seconds=0)
+
+
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's group (it leads its own session), SIGKILL if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 class WorkerPool:
