@@ -59,7 +59,8 @@ def test_a_long_sequence_loads_every_file_and_resources_stay_flat(pipeline, tmp_
         [result] = run_keyed(pipeline, [(path, key)])
         assert result.status == "SUCCEEDED", (key, result.error)
         assert assert_accounted_in_warehouse(pipeline, result)["rows_inserted"] == ROWS_PER_FILE
-        # Sampled with the warm Spark workers settled (a retired one gone, its successor up).
+        # Sampled with the warm Spark workers settled (a retired one gone, its successor up),
+        # after a checkpoint (see stack_resources).
         assert pipeline.emulator.job_runner.wait_for_workers(timeout=300)
         samples.append(stack_resources(pipeline))
     seconds = time.monotonic() - started
@@ -77,6 +78,8 @@ def test_a_long_sequence_loads_every_file_and_resources_stay_flat(pipeline, tmp_
     print(f"\nsequence: {len(files)} runs in {seconds:.0f} s; first {samples[0]}; "
           f"after warm-up {warm[0]}; last {samples[-1]}; RSS growth {rss_growth / 2**20:.1f} MiB, "
           f"fd growth {fd_growth}")
+    if fd_growth > 10:  # name the holders: pytest cuts a long assertion message short
+        print("most fds, first sample:", *samples[0].top_fds, "last sample:", *samples[-1].top_fds, sep="\n  ")
     assert fd_growth <= 10, [s.open_fds for s in samples]
     # A warm worker's JVM stays within its heap limit (1 GiB driver memory) plus the JVM's own
     # overhead, however many runs it served; it is replaced after 50.
