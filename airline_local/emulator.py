@@ -192,6 +192,10 @@ def _start_server(port: int | None) -> Any:
 
     # werkzeug logs every request to stderr; the CLI's progress view is the place for progress.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto's state machine interpreter logs every Fail state and caught error at ERROR, with its
+    # whole parse tree, to stderr. The execution history carries the same error and cause (the
+    # CLI and LocalPipeline.wait report it from there), so these lines are only noise.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     server = _Server(ip_address=HOST, port=port or 0, verbose=False)
     server.start()
     if server.startup_error is not None:

@@ -34,17 +34,23 @@ def state_dir():
 def test_local_run_json_then_local_sql_on_the_same_warehouse(state_dir, tmp_path):
     bookings = tmp_path / "cli bookings.csv"
     assert cli("generate", "--rows", "40", "--seed", "301", "--bad-ratio", "0", "--out", str(bookings)).returncode == 0
+    headless = tmp_path / "no-columns.csv"
+    headless.write_text("booking_id\nBK-1\n", encoding="utf-8")
 
-    done = cli("local", "run", str(bookings), "--state-dir", str(state_dir), "--json")
+    done = cli("local", "run", str(bookings), str(headless), "--state-dir", str(state_dir), "--json")
 
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert done.returncode == 1, done.stdout[-3000:]  # not every run succeeded
     document = json.loads(done.stdout)  # exactly one JSON document, nothing else on stdout
-    [run] = document["runs"]
+    [run, failed] = document["runs"]
     assert set(run) == RUN_KEYS
     assert run["status"] == "SUCCEEDED" and run["error"] is None
     assert run["key"] == "raw/bookings/cli bookings.csv"
     assert run["summary"]["rows_read"] == 40
     assert run["execution_name"] in run["notification"]["message"]
+    assert failed["status"] == "FAILED" and "missing required column(s): booking_time" in failed["error"]
+    assert "FAILED at step: Run ETL job" in failed["notification"]["message"]
+    # The emulator's interpreter logs each Fail state with its parse tree; none of it reaches stderr.
+    assert "Exception=" not in done.stderr and "FailureEventException" not in done.stderr, done.stderr[-2000:]
 
     queried = cli("local", "sql", "SELECT COUNT(*) AS n FROM airline.bookings WHERE booking_id LIKE 'BK301-%'",
                   "--state-dir", str(state_dir), "--json")
