@@ -200,10 +200,11 @@ class LocalPipeline:
         while True:
             description = sfn.describe_execution(executionArn=execution)
             done = description["status"] in TERMINAL_STATUSES
-            # The history grows with every state and retry: read it about once a second (for
-            # the progress) and at the end, not on every poll (many followers at once would
-            # keep the emulator busy serializing histories).
-            if done or time.monotonic() - history_read_at >= HISTORY_POLL_SECONDS:
+            # The history grows with every state and retry, and moto serializes all of it on
+            # every call (most of the emulator's CPU in a burst): read it at the end, and about
+            # once a second only for a caller that shows progress.
+            progress_due = on_state is not None and time.monotonic() - history_read_at >= HISTORY_POLL_SECONDS
+            if done or progress_due:
                 history_read_at = time.monotonic()
                 history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
                 for event in history[seen_events:]:
