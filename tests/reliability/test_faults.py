@@ -3,7 +3,8 @@ naming the cause) or recovers, and the warehouse is never half-loaded.
 
 The hooks reach into the real components, never replace them: PostgreSQL is stopped for real in
 the middle of the load transaction, the Glue job's process group is killed with SIGKILL, the
-crawler's next crawl fails, and EventBridge receives the same S3 event twice.
+emulated Glue refuses one StartJobRun, the crawler's next crawl fails, and EventBridge receives
+the same S3 event twice.
 """
 
 from __future__ import annotations
