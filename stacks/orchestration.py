@@ -44,14 +44,6 @@ NOTIFY_SUCCESS = "Notify success"
 SUCCEEDED = "Succeeded"
 NOTIFY_FAILURE = "Notify failure"
 FAILED = "Failed"
-# A failed job run's cause is the whole job run as JSON: these states pick out its error message.
-JOB_RUN_FAILED = "Job run failed?"
-EXPLAIN_JOB_FAILURE = "Explain job failure"
-READ_FAILED_JOB_RUN = "Read failed job run"
-HAS_ERROR_MESSAGE = "Job run has an error message?"
-JOB_ERROR_MESSAGE = "Job error message"
-JOB_END_STATE = "Job end state"
-JOB_FAILURE_EXPLAINED = "Job failure explained"
 # Pass states that name the failed step before "Notify failure" (state name -> step named).
 FAILURE_STATES = {
     "Start crawler failed": START_CRAWLER,
@@ -284,17 +276,6 @@ class Orchestration(Construct):
             max_delay=Duration.seconds(10 * interval),
             jitter_strategy=sfn.JitterType.FULL,
         )
-        # A job run that ends FAILED, TIMEOUT or STOPPED fails the task with the error
-        # States.TaskFailed and the job run as JSON for cause: mail its error message, not the
-        # JSON. Any other error (States.TaskFailed in a Catch matches them all but States.Timeout),
-        # or a cause that is not a job run, is mailed as it came.
-        job_run_failed = sfn.Choice(self, JOB_RUN_FAILED)
-        job_run_failed.when(
-            sfn.Condition.string_equals("$.error.Error", sfn.Errors.TASKS_FAILED),
-            self._explain_job_failure(failure_passes["Run ETL job failed"], notify_failure),
-        )
-        job_run_failed.otherwise(failure_passes["Run ETL job failed"])
-        run_job.add_catch(job_run_failed, errors=[sfn.Errors.TASKS_FAILED], result_path="$.error")
         catch_to(run_job, "Run ETL job failed")
 
         read_summary = tasks.CallAwsService(
@@ -365,32 +346,6 @@ class Orchestration(Construct):
         read_summary.next(notify_success)
         notify_success.next(sfn.Succeed(self, SUCCEEDED))
         return start_crawler
-
-    def _explain_job_failure(self, fallback: sfn.IChainable, notify_failure: sfn.IChainable) -> sfn.Parallel:
-        """$.failure for a failed job run, from $.error (the caught States.TaskFailed): the job's
-        error message with the run id and end state. In a Parallel only because a Pass state
-        cannot catch: any runtime error here (a cause that is not a job run) goes to ``fallback``,
-        which mails the raw cause, so no failure ends without an email."""
-        read_run = sfn.Pass(self, READ_FAILED_JOB_RUN, parameters={
-            "error.$": "$.error.Error", "run.$": "States.StringToJson($.error.Cause)"})
-        with_message = sfn.Pass(self, JOB_ERROR_MESSAGE, parameters={
-            "step": RUN_ETL_JOB, "error.$": "$.error",
-            "cause.$": "States.Format('{} (Glue job run {} ended {})', $.run.ErrorMessage, $.run.Id, "
-                       "$.run.JobRunState)"})
-        without_message = sfn.Pass(self, JOB_END_STATE, parameters={
-            "step": RUN_ETL_JOB, "error.$": "$.error",
-            "cause.$": "States.Format('Glue job run {} ended {} without an error message', $.run.Id, "
-                       "$.run.JobRunState)"})
-        has_message = sfn.Choice(self, HAS_ERROR_MESSAGE)
-        has_message.when(sfn.Condition.is_present("$.run.ErrorMessage"), with_message)
-        has_message.otherwise(without_message)
-        # The branch's result is the Parallel's only element: moved to $.failure by a Pass
-        # (input path "$.explained[0]"), as moto reads "$[0].step" in a ResultSelector as a list.
-        explain = sfn.Parallel(self, EXPLAIN_JOB_FAILURE, result_path="$.explained")
-        explain.branch(read_run.next(has_message))
-        explain.add_catch(fallback, errors=[sfn.Errors.ALL], result_path="$.explain_error")
-        explained = sfn.Pass(self, JOB_FAILURE_EXPLAINED, input_path="$.explained[0]", result_path="$.failure")
-        return explain.next(explained.next(notify_failure))
 
     def _failure_pass(self, name: str, step: str) -> sfn.Pass:
         """A Pass state that records which step failed, with what error and cause, in $.failure."""

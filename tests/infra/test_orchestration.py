@@ -12,7 +12,6 @@ CONTRACT_STATES = {
     "Too many polls?", "Crawl succeeded?", "Run ETL job", "Job succeeded?", "Read run summary",
     "Notify success", "Succeeded", "Notify failure", "Failed",
 }
-JOB_FAILURE_STATES = {"Job run failed?": "Choice", "Explain job failure": "Parallel"}
 TASKS = ("Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
 
 
@@ -30,37 +29,9 @@ def _crawler_ref(template_json):
 
 def test_state_names_are_the_contract_plus_failure_passes(states):
     assert CONTRACT_STATES <= set(states)
-    extra = set(states) - CONTRACT_STATES - set(JOB_FAILURE_STATES)
+    extra = set(states) - CONTRACT_STATES
     assert extra and all(states[name]["Type"] == "Pass" for name in extra)
     assert all(states[name]["Next"] == "Notify failure" for name in extra)
-    assert {name: states[name]["Type"] for name in JOB_FAILURE_STATES} == JOB_FAILURE_STATES
-
-
-def test_a_failed_job_run_is_mailed_with_its_error_message_not_its_json(states):
-    # Caught before the catch-all, and only for the error a failed job run raises.
-    [explained, catch_all] = states["Run ETL job"]["Catch"]
-    assert explained == {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Job run failed?"}
-    assert catch_all["ErrorEquals"] == ["States.ALL"] and catch_all["Next"] == "Run ETL job failed"
-    # States.TaskFailed in a Catch matches every error but States.Timeout: only the literal one
-    # is a job run's JSON.
-    choice = states["Job run failed?"]
-    assert choice["Choices"] == [{"Variable": "$.error.Error", "StringEquals": "States.TaskFailed",
-                                  "Next": "Explain job failure"}]
-    assert choice["Default"] == "Run ETL job failed"
-    explain = states["Explain job failure"]
-    assert explain["ResultPath"] == "$.explained" and explain["Next"] == "Job failure explained"
-    explained = states["Job failure explained"]  # the branch's result becomes $.failure
-    assert (explained["InputPath"], explained["ResultPath"]) == ("$.explained[0]", "$.failure")
-    # A Pass cannot catch: the Parallel does, so a cause that is not a job run still gets mailed raw.
-    assert explain["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.explain_error",
-                                 "Next": "Run ETL job failed"}]
-    [branch] = explain["Branches"]
-    inner = branch["States"]
-    assert inner["Read failed job run"]["Parameters"]["run.$"] == "States.StringToJson($.error.Cause)"
-    assert "$.run.ErrorMessage" in inner["Job error message"]["Parameters"]["cause.$"]
-    assert inner["Job run has an error message?"]["Default"] == "Job end state"
-    for name in ("Job error message", "Job end state"):
-        assert inner[name]["Parameters"]["step"] == "Run ETL job" and inner[name]["End"] is True
 
 
 def test_start_crawler_is_an_sdk_call_that_waits_when_the_crawler_is_busy(states, template_json):

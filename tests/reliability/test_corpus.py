@@ -76,8 +76,6 @@ def test_case_outcome(case: Case, outcomes, pipeline):
         assert "FAILED" in notification["subject"]
         assert case.reason in summary["error"], summary["error"]
         assert case.reason in notification["message"], notification["message"]
-        # the job's error message, not the failed job run as JSON
-        assert '"JobRunState"' not in notification["message"] and "ended FAILED)" in notification["message"]
         assert_nothing_loaded(pipeline, result, f"RL-{case.tag}-" if case.tag else None)
     else:
         assert "succeeded" in notification["subject"]
