@@ -178,6 +178,40 @@ def test_a_failed_crawl_takes_the_failure_path(pipeline, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# Glue refuses to start the job run
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_job_run_glue_refuses_to_start_is_mailed_with_glues_error(pipeline, tmp_path, monkeypatch):
+    """An error Glue raises at StartJobRun that no Retry covers: the failure path, with the error
+    as Glue named it, and nothing loaded."""
+    from moto.glue.exceptions import ResourceNumberLimitExceededException
+    from moto.glue.models import FakeJob
+
+    refusal = "injected by the reliability tests: too many job runs in this account"
+    original = FakeJob.start_job_run
+    refused: list[str] = []
+
+    def start_job_run(self, *args, **kwargs):
+        if not refused:
+            refused.append(self.name)
+            raise ResourceNumberLimitExceededException(refusal)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeJob, "start_job_run", start_job_run)
+    path = booking_file(tmp_path, "REFUSED", 5)
+    [result] = run_keyed(pipeline, [(path, f"raw/bookings/{path.name}")])
+
+    assert refused and result.status == "FAILED", result.states
+    assert result.states[-3:] == ["Run ETL job failed", "Notify failure", "Failed"], result.states
+    message = result.notification["message"]
+    assert "at step: Run ETL job. Error: Glue.ResourceNumberLimitExceededException" in message, message
+    assert refusal in message, message
+    assert result.summary is None  # the job never ran
+    assert_nothing_loaded(pipeline, result, "RL-REFUSED-")
+
+
+# --------------------------------------------------------------------------------------------
 # the same S3 event delivered twice
 # --------------------------------------------------------------------------------------------
 
