@@ -44,6 +44,11 @@ NOTIFY_SUCCESS = "Notify success"
 SUCCEEDED = "Succeeded"
 NOTIFY_FAILURE = "Notify failure"
 FAILED = "Failed"
+# A failed job run's cause is the job run as JSON. The job writes its error to its run summary
+# too: the failure email quotes that when it is there (states after "Run ETL job" fails).
+READ_FAILURE_SUMMARY = "Read failure summary"
+SUMMARY_HAS_ERROR = "Summary names the error?"
+JOB_FAILED = "Job failed"
 # Pass states that name the failed step before "Notify failure" (state name -> step named).
 FAILURE_STATES = {
     "Start crawler failed": START_CRAWLER,
@@ -276,23 +281,24 @@ class Orchestration(Construct):
             max_delay=Duration.seconds(10 * interval),
             jitter_strategy=sfn.JitterType.FULL,
         )
-        catch_to(run_job, "Run ETL job failed")
+        # Any failure of the job: mail the error from the run summary the job wrote, else (no
+        # summary: killed, never started; or no error in it) the task's error as it came. No
+        # intrinsic function parses the cause itself: a cause that is not JSON would end the
+        # execution with States.Runtime, which no Catch can take, and so without an email.
+        read_failure_summary = self._read_run_summary(READ_FAILURE_SUMMARY, bucket)
+        read_failure_summary.add_catch(failure_passes["Run ETL job failed"], errors=[sfn.Errors.ALL],
+                                       result_path="$.summary_error")  # $.error stays the job's
+        job_failed = sfn.Pass(self, JOB_FAILED, result_path="$.failure", parameters={
+            "step": RUN_ETL_JOB, "error.$": "$.error.Error", "cause.$": "$.run.summary.error"})
+        summary_has_error = sfn.Choice(self, SUMMARY_HAS_ERROR)
+        summary_has_error.when(sfn.Condition.and_(sfn.Condition.is_present("$.run.summary.error"),
+                                                  sfn.Condition.is_string("$.run.summary.error")),
+                               job_failed.next(notify_failure))
+        summary_has_error.otherwise(failure_passes["Run ETL job failed"])
+        read_failure_summary.next(summary_has_error)
+        run_job.add_catch(read_failure_summary, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        read_summary = tasks.CallAwsService(
-            self,
-            READ_RUN_SUMMARY,
-            service="s3",
-            action="getObject",
-            parameters={
-                "Bucket": bucket.bucket_name,
-                "Key.$": f"States.Format('{RUNS_PREFIX}{{}}.json', $$.Execution.Name)",
-            },
-            iam_resources=[bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
-            iam_action="s3:GetObject",
-            result_selector={"summary.$": "States.StringToJson($.Body)"},
-            result_path="$.run",
-        )
-        _retry_transient(read_summary, ["S3.SdkClientException", "S3.S3Exception"], attempts=3)
+        read_summary = self._read_run_summary(READ_RUN_SUMMARY, bucket)
         catch_to(read_summary, "Read run summary failed")
 
         summary_args = ", ".join(f"$.run.summary.{name}" for name in SUMMARY_FIELDS)
@@ -346,6 +352,25 @@ class Orchestration(Construct):
         read_summary.next(notify_success)
         notify_success.next(sfn.Succeed(self, SUCCEEDED))
         return start_crawler
+
+    def _read_run_summary(self, name: str, bucket: s3.IBucket) -> tasks.CallAwsService:
+        """The run summary the job wrote (runs/<execution name>.json), parsed, at $.run.summary."""
+        read = tasks.CallAwsService(
+            self,
+            name,
+            service="s3",
+            action="getObject",
+            parameters={
+                "Bucket": bucket.bucket_name,
+                "Key.$": f"States.Format('{RUNS_PREFIX}{{}}.json', $$.Execution.Name)",
+            },
+            iam_resources=[bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
+            iam_action="s3:GetObject",
+            result_selector={"summary.$": "States.StringToJson($.Body)"},
+            result_path="$.run",
+        )
+        _retry_transient(read, ["S3.SdkClientException", "S3.S3Exception"], attempts=3)
+        return read
 
     def _failure_pass(self, name: str, step: str) -> sfn.Pass:
         """A Pass state that records which step failed, with what error and cause, in $.failure."""

@@ -3,6 +3,8 @@ the alarms, read from the synthesized template."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.infra.template_helpers import only, policy_statements, render, resources_of, state_machine_definition
@@ -12,6 +14,8 @@ CONTRACT_STATES = {
     "Too many polls?", "Crawl succeeded?", "Run ETL job", "Job succeeded?", "Read run summary",
     "Notify success", "Succeeded", "Notify failure", "Failed",
 }
+# After "Run ETL job" fails: its error from the run summary, else the error as it came.
+JOB_FAILURE_STATES = {"Read failure summary": "Task", "Summary names the error?": "Choice"}
 TASKS = ("Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
 
 
@@ -29,9 +33,33 @@ def _crawler_ref(template_json):
 
 def test_state_names_are_the_contract_plus_failure_passes(states):
     assert CONTRACT_STATES <= set(states)
-    extra = set(states) - CONTRACT_STATES
+    extra = set(states) - CONTRACT_STATES - set(JOB_FAILURE_STATES)
     assert extra and all(states[name]["Type"] == "Pass" for name in extra)
     assert all(states[name]["Next"] == "Notify failure" for name in extra)
+    assert {name: states[name]["Type"] for name in JOB_FAILURE_STATES} == JOB_FAILURE_STATES
+
+
+def test_a_failed_job_is_mailed_with_the_error_from_its_run_summary(states):
+    [catch_all] = states["Run ETL job"]["Catch"]
+    assert catch_all == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Read failure summary"}
+    read = states["Read failure summary"]
+    assert read["Parameters"] == states["Read run summary"]["Parameters"]  # runs/<execution>.json
+    assert read["ResultPath"] == "$.run" and read["Next"] == "Summary names the error?"
+    # No summary (the job was killed, or never started): the job's error as it came. The
+    # summary's own error must not overwrite the job's in $.error.
+    assert read["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.summary_error",
+                              "Next": "Run ETL job failed"}]
+    choice = states["Summary names the error?"]
+    [rule] = choice["Choices"]
+    assert rule["Next"] == "Job failed" and choice["Default"] == "Run ETL job failed"
+    assert {"Variable": "$.run.summary.error", "IsPresent": True} in rule["And"]
+    assert {"Variable": "$.run.summary.error", "IsString": True} in rule["And"]
+    assert states["Job failed"]["Parameters"] == {"step": "Run ETL job", "error.$": "$.error.Error",
+                                                  "cause.$": "$.run.summary.error"}
+    # Nothing on this path parses the cause with an intrinsic function: a States.Runtime error
+    # cannot be caught and would end the execution without an email.
+    for name in ("Job failed", "Run ETL job failed"):
+        assert "States." not in json.dumps(states[name]["Parameters"])
 
 
 def test_start_crawler_is_an_sdk_call_that_waits_when_the_crawler_is_busy(states, template_json):
@@ -143,6 +171,8 @@ def test_every_task_catches_everything_into_the_failure_path(states, task):
     catch_all = [c for c in states[task]["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
     assert len(catch_all) == 1
     target = catch_all[0]["Next"]
+    if task == "Run ETL job":  # through its run summary first (the test above)
+        target = states[target]["Catch"][0]["Next"]
     if task == "Notify failure":
         assert target == "Failed"
         return

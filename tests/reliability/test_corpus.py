@@ -76,6 +76,9 @@ def test_case_outcome(case: Case, outcomes, pipeline):
         assert "FAILED" in notification["subject"]
         assert case.reason in summary["error"], summary["error"]
         assert case.reason in notification["message"], notification["message"]
+        # the job's error from its run summary, not the failed job run as JSON
+        assert "Job failed" in result.states and '"JobRunState"' not in notification["message"]
+        assert f"Cause: {summary['error']} (execution" in notification["message"]
         assert_nothing_loaded(pipeline, result, f"RL-{case.tag}-" if case.tag else None)
     else:
         assert "succeeded" in notification["subject"]

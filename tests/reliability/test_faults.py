@@ -79,6 +79,7 @@ def test_postgres_stopped_during_the_load_fails_loudly_then_a_rerun_loads_once(p
     message = failed.notification["message"]
     assert key in message and "LoadError" in message, message
     assert failed.summary["status"] == "FAILED" and "LoadError" in failed.summary["error"]
+    assert f"Cause: {failed.summary['error']} (execution" in message, message  # quoted from the summary
     # Nothing of the transaction survived: no rows, no audit row, the airports as before.
     assert_nothing_loaded(pipeline, failed, "RL-PGDOWN-")
     assert scalar(pipeline, "SELECT COUNT(*) FROM airline.airports") == airports_before
@@ -150,6 +151,8 @@ def test_glue_job_killed_mid_run_fails_loudly_and_loads_nothing(pipeline, tmp_pa
     assert result.status == "FAILED", result.states
     message = result.notification["message"]
     assert key in message and "killed by SIGKILL" in message, message
+    # No run summary to quote: the job run's own error (its JSON, with the ErrorMessage).
+    assert result.states[-4:] == ["Read failure summary", "Run ETL job failed", "Notify failure", "Failed"]
     assert result.summary is None  # the process had no chance to write one
     assert_nothing_loaded(pipeline, result, "RL-KILL-")
     assert _processes_in(killed["run_dir"] / "work") == [], "the job's JVM outlived the kill"
@@ -203,7 +206,7 @@ def test_a_job_run_glue_refuses_to_start_is_mailed_with_glues_error(pipeline, tm
     [result] = run_keyed(pipeline, [(path, f"raw/bookings/{path.name}")])
 
     assert refused and result.status == "FAILED", result.states
-    assert result.states[-3:] == ["Run ETL job failed", "Notify failure", "Failed"], result.states
+    assert result.states[-4:] == ["Read failure summary", "Run ETL job failed", "Notify failure", "Failed"]
     message = result.notification["message"]
     assert "at step: Run ETL job. Error: Glue.ResourceNumberLimitExceededException" in message, message
     assert refusal in message, message
