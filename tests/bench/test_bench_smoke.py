@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -126,3 +127,14 @@ def test_job_tree_rss_sums_the_sessions_started_by_this_process():
     finally:
         os.killpg(child.pid, 9)
         child.wait()
+
+
+@pytest.mark.slow
+def test_the_burst_benchmark_runs_every_file_and_prints_wall_and_cpu_seconds():
+    """`python -m bench.burst`, small, in its own process (moto allows one emulator a process)."""
+    done = subprocess.run([sys.executable, "-m", "bench.burst", "--files", "2", "--rows", "5"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("burst of ")]
+    match = re.fullmatch(r"burst of 2 files x 5 rows: 2 succeeded, ([\d.]+) s wall, ([\d.]+) CPU-s .*", line)
+    assert match and float(match[1]) > 0 and float(match[2]) > 0, line
