@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from airline_local.pipeline import LocalPipeline, RunResult
 
 COUNT_KEYS = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
@@ -157,16 +155,13 @@ def _rss_and_fds(pid: int) -> tuple[int, int] | None:
 
 def _command(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return "?"
+        return "?"  # ended meanwhile
 
 
 def _is_spark_worker(pid: int) -> bool:
-    try:
-        return b"airline_local.spark_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return "airline_local.spark_worker" in _command(pid)
 
 
 def stack_resources(pipeline: LocalPipeline) -> Resources:
@@ -181,7 +176,7 @@ def stack_resources(pipeline: LocalPipeline) -> Resources:
     of its 5 minutes), then closes them all. Each load creates and drops staging tables, so in a
     long run it held ~270 fds at times: a bounded, periodic count, not a leak. After a forced
     checkpoint it holds none of them, and a leak anywhere else still shows."""
-    with psycopg.connect(pipeline.postgres.dsn, autocommit=True) as conn:
+    with pipeline.warehouse.connect(autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     pids = set(_tree(os.getpid()))
     pid_file = Path(pipeline.postgres.data_dir) / "postmaster.pid"
@@ -201,7 +196,7 @@ def stack_resources(pipeline: LocalPipeline) -> Resources:
             fds += measured[1]
             holders.append((measured[1], pid))
     per_worker = [[_rss_and_fds(pid) or (0, 0) for pid in tree] for tree in worker_trees]
-    top = tuple((n, pid, _command(pid)) for n, pid in sorted(holders, reverse=True)[:8])
+    top = tuple((n, pid, _command(pid)[:160]) for n, pid in sorted(holders, reverse=True)[:8])
     return Resources(alive, rss, fds,
                      tuple(sum(m[0] for m in measured) for measured in per_worker),
                      tuple(sum(m[1] for m in measured) for measured in per_worker), top)

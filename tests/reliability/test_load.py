@@ -71,9 +71,8 @@ def test_a_long_sequence_loads_every_file_and_resources_stay_flat(pipeline, tmp_
     tenth = max(1, len(warm) // 10)
     early, late = warm[:tenth], warm[-tenth:]
     rss_growth = max(s.rss_bytes for s in late) - max(s.rss_bytes for s in early)
-    # Open files: the median of each tenth, so that a process that happens to be starting when
-    # a sample is taken (one spike of ~260 fds was seen at run 100 of 100) is not called a
-    # leak; a leak raises every later sample.
+    # Open files: the median of each tenth, so that a process that happens to be starting or
+    # ending when a sample is taken is not called a leak; a leak raises every later sample.
     fd_growth = statistics.median(s.open_fds for s in late) - statistics.median(s.open_fds for s in early)
     print(f"\nsequence: {len(files)} runs in {seconds:.0f} s; first {samples[0]}; "
           f"after warm-up {warm[0]}; last {samples[-1]}; RSS growth {rss_growth / 2**20:.1f} MiB, "
