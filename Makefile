@@ -2,9 +2,10 @@
 VENV   ?= .venv
 PYTHON ?= python3
 PY     := $(VENV)/bin/python
+LOCK   := requirements.lock
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test reliability soak install system-deps synth bench clean
+.PHONY: demo test reliability soak install system-deps synth bench lock clean
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -35,11 +36,23 @@ install: system-deps $(VENV)/.installed node_modules/.installed
 system-deps:
 	@scripts/install-system-deps.sh
 
-$(VENV)/.installed: pyproject.toml
+# Every Python package at the version pinned in $(LOCK) (all of `.[dev]`, transitively), then the
+# project itself, editable, adding nothing: a new release of botocore & co. can't reach local mode.
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet 'pip==26.3'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+## lock: re-resolve $(LOCK) from pyproject.toml (run after changing its dependencies; pins that
+## still satisfy it are kept; `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release)
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet 'pip==26.3' 'pip-tools==7.6.2'
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra dev --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_FLAGS) \
+	  --output-file $(LOCK) pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
