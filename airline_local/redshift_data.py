@@ -223,10 +223,12 @@ class Warehouse:
             if copy.format == "CSV" and "DELIMITER" in copy.options
             else pgsql.SQL(""),
         )
+        byte_limits = _byte_limits(cur, copy.table, columns)
         loaded = 0
         for name, data in sources:
             chunks = (
-                _parquet_csv_chunks(name, data, len(columns), copy.table, self.restore_uris)
+                _parquet_csv_chunks(name, data, len(columns), copy.table, self.restore_uris,
+                                    columns=columns, byte_limits=byte_limits)
                 if copy.format == "PARQUET"
                 else _csv_chunks(name, data, copy.options)
             )
@@ -288,6 +290,37 @@ def _table_columns(cur: psycopg.Cursor[Any], table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _byte_limits(cur: psycopg.Cursor[Any], table: str, columns: list[str]) -> list[int | None]:
+    """The declared length of each VARCHAR/CHAR column (None for other types or no length).
+
+    Redshift counts these lengths in bytes of UTF-8, PostgreSQL in characters: COPY checks the
+    bytes itself, so that a value Redshift would refuse is refused here too."""
+    rows = cur.execute(
+        "SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (table,),
+    ).fetchall()
+    limits = {name: typmod - 4 if kind in ("varchar", "bpchar") and typmod >= 4 else None
+              for name, kind, typmod in rows}
+    return [limits.get(column) for column in columns]
+
+
+def _check_byte_lengths(batch: pa.RecordBatch, columns: list[str], byte_limits: list[int | None],
+                        table: str, name: str) -> None:
+    """Fail like Redshift when a text value has more UTF-8 bytes than its column's length: COPY
+    from Parquet has no TRUNCATECOLUMNS, the load fails."""
+    for column, limit, values in zip(columns, byte_limits, batch.columns):
+        if limit is None or not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            continue
+        longest = pc.max(pc.binary_length(values)).as_py()
+        if longest is not None and longest > limit:
+            raise CopySourceError(
+                f"COPY {table}: {name}: a value of {longest} bytes does not fit column {column} "
+                f"VARCHAR({limit}) (Redshift counts VARCHAR lengths in bytes of UTF-8; COPY from "
+                "Parquet cannot truncate)"
+            )
+
+
 def _is_marker_file(name: str) -> bool:
     base = name.rstrip("/").rsplit("/", 1)[-1]
     return base.startswith(("_", ".")) or base.endswith(".crc") or "/_temporary/" in name
@@ -322,7 +355,9 @@ def _as_loadable(batch: pa.RecordBatch, restore_uris: tuple[str, str] | None = N
 
 
 def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, table: str,
-                        restore_uris: tuple[str, str] | None = None) -> Iterator[bytes]:
+                        restore_uris: tuple[str, str] | None = None, *,
+                        columns: list[str] | None = None,
+                        byte_limits: list[int | None] | None = None) -> Iterator[bytes]:
     source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
     try:
         parquet = pq.ParquetFile(source)
@@ -337,7 +372,10 @@ def _parquet_csv_chunks(name: str, data: bytes | Path, expected_columns: int, ta
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
         out = io.BytesIO()
         try:
-            pacsv.write_csv(_as_loadable(batch, restore_uris), out, CSV_WRITE_OPTIONS)
+            loadable = _as_loadable(batch, restore_uris)
+            if byte_limits is not None:
+                _check_byte_lengths(loadable, columns or list(loadable.schema.names), byte_limits, table, name)
+            pacsv.write_csv(loadable, out, CSV_WRITE_OPTIONS)
         except pa.ArrowException as exc:
             raise CopySourceError(f"COPY {table}: {name} has a column type that cannot be loaded ({exc})") from exc
         yield out.getvalue()

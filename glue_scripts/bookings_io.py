@@ -11,6 +11,7 @@ import io
 import re
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bookings_contract import FileRejected
@@ -148,8 +149,25 @@ def write_json_lines(frame: DataFrame, uri: str) -> None:
     frame.write.mode("overwrite").option("ignoreNullFields", "false").json(uri)
 
 
+def for_redshift_copy(frame: DataFrame) -> DataFrame:
+    """The frame with every TIMESTAMP column as TIMESTAMP_NTZ, same column order.
+
+    Spark writes a TimestampType column as Parquet INT64 TIMESTAMP(isAdjustedToUTC=true), the
+    form AWS maps to Redshift TIMESTAMPTZ; the warehouse columns are TIMESTAMP (without time
+    zone), which AWS maps to TIMESTAMP(isAdjustedToUTC=false), what Spark writes for
+    TimestampNTZType. The cast keeps the wall-clock value in the session time zone (UTC, see
+    ingest_bookings.configure). https://docs.aws.amazon.com/glue/latest/dg/data-mapping-rs-iceberg.html
+    """
+    return frame.select(*[
+        F.col(f"`{field.name}`").cast(T.TimestampNTZType()).alias(field.name)
+        if isinstance(field.dataType, T.TimestampType) else F.col(f"`{field.name}`")
+        for field in frame.schema.fields])
+
+
 def write_parquet(frame: DataFrame, uri: str) -> None:
-    frame.write.mode("overwrite").parquet(uri)
+    """Staging Parquet for Redshift COPY (column types as tests/etl/test_etl_parquet_types.py
+    checks them against the warehouse tables)."""
+    for_redshift_copy(frame).write.mode("overwrite").parquet(uri)
 
 
 def file_size(spark: SparkSession, uri: str) -> int:

@@ -137,6 +137,10 @@ class RunSummary:
 def configure(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.session.timeZone", "UTC")  # an ISO time without offset is UTC
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    # Decimals as INT32/INT64 DECIMAL (Spark's default, pinned): decimal(12,2) is INT64, the
+    # 8-byte form a Redshift DECIMAL(12,2) reads; the legacy format would write a 6-byte
+    # FIXED_LEN_BYTE_ARRAY. Timestamps are staged as TIMESTAMP_NTZ (bookings_io.write_parquet).
+    spark.conf.set("spark.sql.parquet.writeLegacyFormat", "false")
     # No _SUCCESS marker: COPY loads every object under the staging prefix.
     spark.sparkContext._jsc.hadoopConfiguration().set(
         "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")

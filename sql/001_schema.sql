@@ -5,6 +5,11 @@
 
 CREATE SCHEMA IF NOT EXISTS airline;
 
+-- SOURCE_URI_BYTES: a source_file column holds s3://<bucket>/<key>: at most 5 + 63 (bucket name)
+-- + 1 + 1,024 (an S3 key is up to 1,024 bytes of UTF-8) = 1,093 bytes, and Redshift counts
+-- VARCHAR lengths in bytes. COPY from Parquet cannot truncate (no TRUNCATECOLUMNS), so a narrower
+-- column would fail the whole load of a file with a long key: VARCHAR(1100) holds any of them.
+
 -- One row per booking_id (the natural key). Timestamps are UTC except departure_time,
 -- which keeps the local wall-clock time at the origin airport as the contract defines it.
 CREATE TABLE IF NOT EXISTS airline.bookings (
@@ -31,7 +36,7 @@ CREATE TABLE IF NOT EXISTS airline.bookings (
     is_international    BOOLEAN          NOT NULL,
     departure_time_utc  TIMESTAMP        NOT NULL,
     lead_time_days      INTEGER          NOT NULL,
-    source_file         VARCHAR(1024)    NOT NULL,
+    source_file         VARCHAR(1100)    NOT NULL,  -- see SOURCE_URI_BYTES above
     execution_id        VARCHAR(128)     NOT NULL,
     ingested_at         TIMESTAMP        NOT NULL,
     PRIMARY KEY (booking_id)
@@ -59,7 +64,7 @@ SORTKEY (iata_code);
 -- One row per successful load (keyed by the Step Functions execution that ran it).
 CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
     execution_id     VARCHAR(128)  NOT NULL,
-    source_file      VARCHAR(1024) NOT NULL,
+    source_file      VARCHAR(1100) NOT NULL,  -- see SOURCE_URI_BYTES above
     status           VARCHAR(16)   NOT NULL,
     rows_read        BIGINT        NOT NULL,
     rows_quarantined BIGINT        NOT NULL,

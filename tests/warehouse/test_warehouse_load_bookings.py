@@ -220,3 +220,13 @@ def test_query_is_read_only(clean_tables):
     assert (columns, rows) == (["v"], [("x",)])
     with pytest.raises(Exception, match="read-only"):
         clean_tables.query("DELETE FROM airline.bookings")
+
+
+def test_copy_counts_varchar_lengths_in_bytes_like_redshift(clean_tables, stage):
+    """Redshift VARCHAR(n) holds n bytes of UTF-8, PostgreSQL's n characters: the local COPY
+    checks bytes, and fails the load as Redshift's COPY from Parquet does (no TRUNCATECOLUMNS)."""
+    warehouse = clean_tables
+    assert run_load(warehouse, stage("exec-1", [booking("FITS", T0, currency="€")])) == (1, 0, 0)  # 3 bytes
+    with pytest.raises(WarehouseError, match=r"a value of 6 bytes does not fit column currency VARCHAR\(3\)"):
+        run_load(warehouse, stage("exec-2", [booking("TOO-LONG", T0, currency="€€")]))  # 2 characters
+    assert fetch(warehouse, "SELECT booking_id FROM airline.bookings") == [("FITS",)]

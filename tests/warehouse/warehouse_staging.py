@@ -21,7 +21,7 @@ IAM_ROLE = "arn:aws:iam::123456789012:role/airline-redshift-copy"
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 10, 8, 0, tzinfo=UTC)  # a default updated_at
 
-TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")  # how Spark's Parquet timestamps read back
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")  # UTC-adjusted timestamps; the job stages timestamp("us") (NTZ): COPY loads both
 BOOKINGS_SCHEMA = pa.schema(
     [
         ("booking_id", pa.string()),
