@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements.lock
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test reliability soak install system-deps synth bench lock clean
+.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -30,6 +30,15 @@ synth: install
 ## bench: the benchmark (README "Performance"): throughput against PostgreSQL COPY, latency, scaling
 bench: install
 	$(PY) -m bench.run_bench
+
+## aws-test: the acceptance test on a real AWS account (deploys a billed stack under a unique name,
+## runs the sample, destroys it); needs AIRLINE_AWS_TEST=1, credentials and a region, else it skips
+aws-test: install
+	$(PY) -m pytest -m aws -s tests/aws
+
+## integ-snapshot: rewrite tests/integ/integ_pipeline.py.snapshot/, the CDK integ test's assembly
+integ-snapshot: install
+	$(PY) -m tests.integ.snapshot
 
 install: system-deps $(VENV)/.installed node_modules/.installed
 

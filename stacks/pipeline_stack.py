@@ -84,9 +84,12 @@ def create_app(context: dict | None = None, outdir: str | None = None, *, nag: b
     app = App(context={**base_context, **(context or {})}, outdir=outdir)
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = Environment(account=account, region=region) if account and region else None
+    # Context `stackName` (-c stackName=...) deploys a second copy under another name (the AWS
+    # acceptance test and the integ test do); the default stays STACK_NAME.
+    stack_name = app.node.try_get_context("stackName") or STACK_NAME
     PipelineStack(
         app,
-        STACK_NAME,
+        stack_name,
         env=env,
         description="Airline booking files from S3 into Amazon Redshift (Glue, Step Functions)",
     )
