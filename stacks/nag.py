@@ -7,7 +7,7 @@ acknowledged on its own with `Validations.of(construct).acknowledge(...)`.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -21,6 +21,24 @@ def logical_id(construct: IConstruct) -> str:
 def arn_of(construct: IConstruct) -> str:
     """How cdk-nag writes `Fn::GetAtt [<construct>, Arn]` in a finding."""
     return f"<{logical_id(construct)}.Arn>"
+
+
+def pseudo(scope: IConstruct, text: str) -> str:
+    """`text` with {partition}, {region} and {account} written as cdk-nag writes them in a finding.
+
+    An environment-agnostic stack renders them as pseudo parameters (`<AWS::Region>`); a stack
+    with an account and region, as the CDK CLI synthesizes for `cdk deploy`, as literals. An
+    acknowledgment written for one form does not match the other."""
+    stack = Stack.of(scope)
+
+    def written(value: str, parameter: str) -> str:
+        return f"<AWS::{parameter}>" if Token.is_unresolved(value) else value
+
+    return text.format(
+        partition=written(stack.partition, "Partition"),
+        region=written(stack.region, "Region"),
+        account=written(stack.account, "AccountId"),
+    )
 
 
 def finding(rule: str, detail: str, reason: str) -> Acknowledgment:
