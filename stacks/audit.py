@@ -3,7 +3,7 @@ bucket of its own."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -27,7 +27,7 @@ class Audit(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = config.data_removal_policy
 
         # A key of its own: whoever can read the data need not be able to read (or forge) the trail.
         self.key = kms.Key(

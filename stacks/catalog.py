@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.nag import acknowledge, arn_of, finding
+from stacks.config import PipelineConfig
+from stacks.nag import acknowledge, arn_of, finding, pseudo
 from stacks.storage import RAW_PREFIX
 
 DATABASE_NAME = "airline_bookings"
@@ -22,7 +23,7 @@ class Catalog(Construct):
     """Glue database + crawler + security configuration."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, key: kms.IKey
+        self, scope: Construct, construct_id: str, *, config: PipelineConfig, bucket: s3.IBucket, key: kms.IKey
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -33,6 +34,9 @@ class Catalog(Construct):
             cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
             job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key),
             s3_encryption=glue.S3Encryption.kms(key),
+            # Settings, no data: nothing to keep (the L2 default, Retain, would leave the name
+            # taken and block the next deploy).
+            removal_policy=RemovalPolicy.DESTROY,
         )
 
         self.database = glue.Database(
@@ -41,6 +45,7 @@ class Catalog(Construct):
             database_name=DATABASE_NAME,
             description="Airline booking files as crawled from raw/bookings/",
         )
+        self.database.apply_removal_policy(config.data_removal_policy)
 
         self.crawler_role = iam.Role(
             self,
@@ -98,9 +103,9 @@ class Catalog(Construct):
             finding("IAM5", "Action::s3:List*", "Listing the input prefix, on this bucket only."),
             finding("IAM5", "Action::kms:ReEncrypt*", "Key use of the pipeline's own data key only."),
             finding("IAM5", "Action::kms:GenerateDataKey*", "Key use of the pipeline's own data key only (encrypted crawler logs)."),
-            finding("IAM5", f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{DATABASE_NAME}/*",
+            finding("IAM5", pseudo(self, f"Resource::arn:{{partition}}:glue:{{region}}:{{account}}:table/{DATABASE_NAME}/*"),
                     "Tables of the pipeline's own database; their names come from the crawled folders."),
-            finding("IAM5", "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws-glue/crawlers*",
+            finding("IAM5", pseudo(self, "Resource::arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/crawlers*"),
                     "Glue writes crawler logs to log groups it names itself under /aws-glue/crawlers."),
         )
 

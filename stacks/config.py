@@ -13,9 +13,17 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # importing constructs starts jsii: only the CDK app needs it
+    from aws_cdk import RemovalPolicy
     from constructs import Node
 
 WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
+# Regions where a Redshift Serverless workgroup (with enhanced VPC routing) takes three subnets
+# over two Availability Zones instead of three (docs/aws-notes.md, "Redshift Serverless subnets").
+TWO_ZONE_REGIONS = ("us-west-1",)
+SUBNET_COUNT = 3
+_AZ_ID = re.compile(r"^([a-z]{2,}[0-9]+)-az[0-9]+$")
+_DIRECTIONS = {"north": "n", "south": "s", "east": "e", "west": "w", "central": "c",
+               "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -52,6 +60,8 @@ class PipelineConfig:
     redshift_workgroup_name: str = "airline-bookings"
     redshift_base_capacity: int = 8
     redshift_vpc_cidr: str = "10.40.0.0/16"
+    # AZ IDs (e.g. euw1-az1) of the workgroup's three subnets; empty: the region's first zones.
+    redshift_subnet_az_ids: tuple[str, ...] = ()
     existing_redshift_workgroup_name: str = ""
     existing_redshift_workgroup_id: str = ""
     existing_redshift_cluster_id: str = ""
@@ -74,6 +84,18 @@ class PipelineConfig:
         if self.existing_redshift_workgroup_name:
             return "existing-serverless"
         return "serverless"
+
+    @property
+    def data_removal_policy(self) -> RemovalPolicy:
+        """What `cdk destroy` does with resources that hold data (buckets, keys, logs, the
+        namespace): kept with retainData, removed without.
+
+        Kept means RetainExceptOnCreate, not Retain: a *create* that rolls back deletes them, so
+        a failed first deploy leaves no named resource behind to block the retry with "already
+        exists" (docs/aws-notes.md)."""
+        from aws_cdk import RemovalPolicy
+
+        return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if self.retain_data else RemovalPolicy.DESTROY
 
     @property
     def creates_redshift(self) -> bool:
@@ -132,13 +154,17 @@ def _parse_ratio(key: str, value: Any) -> float:
     return ratio
 
 
-def _parse_emails(key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):  # -c notificationEmails='["a@b.c"]' or a comma-separated list
+def _parse_list(key: str, value: Any, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):  # -c key='["a", "b"]' or a comma-separated list
         text = value.strip()
         value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"context '{key}': expected a list of e-mail addresses, got {value!r}")
-    emails = tuple(str(v).strip() for v in value)
+        raise ConfigError(f"context '{key}': expected a list of {what}, got {value!r}")
+    return tuple(str(v).strip() for v in value)
+
+
+def _parse_emails(key: str, value: Any) -> tuple[str, ...]:
+    emails = _parse_list(key, value, "e-mail addresses")
     for email in emails:
         if not _EMAIL.match(email):
             raise ConfigError(f"context '{key}': {email!r} is not an e-mail address")
@@ -157,6 +183,8 @@ _MIN_ONE = {
 def _parser_for(field_name: str, default: Any) -> Callable[[str, Any], Any]:
     if field_name == "notification_emails":
         return _parse_emails
+    if field_name == "redshift_subnet_az_ids":
+        return lambda key, value: _parse_list(key, value, "Availability Zone IDs")
     if field_name == "max_reject_ratio":
         return _parse_ratio
     if isinstance(default, bool):
@@ -210,6 +238,8 @@ def _validate(config: PipelineConfig) -> None:
                 f"context '{context_key(name)}': {getattr(config, name)!r} must be 3-64 characters "
                 "of lower-case letters, digits and hyphens, starting with a letter"
             )
+    if config.redshift_subnet_az_ids:
+        check_subnet_az_ids(config.redshift_subnet_az_ids, region=None)
     if config.existing_redshift_cluster_id and config.existing_redshift_workgroup_name:
         raise ConfigError(
             "context: set either 'existingRedshiftClusterId' or 'existingRedshiftWorkgroupName', not both"
@@ -233,3 +263,36 @@ def _validate(config: PipelineConfig) -> None:
         raise ConfigError(
             "context 'crawlerPollIntervalSeconds' x 'crawlerMaxPolls' exceeds one day of polling"
         )
+
+
+def az_id_prefix(region: str) -> str:
+    """The prefix of a region's AZ IDs: eu-west-1 -> euw1, ap-southeast-2 -> apse2, us-gov-west-1
+    -> usgw1."""
+    *head, direction, number = region.split("-")
+    return "".join("g" if part == "gov" else part for part in head) + _DIRECTIONS.get(direction, direction[0]) + number
+
+
+def check_subnet_az_ids(az_ids: tuple[str, ...], region: str | None) -> None:
+    """The rule Redshift Serverless sets for a workgroup's subnets (with enhanced VPC routing):
+    three subnets in three Availability Zones, or, in a two-zone region, over two zones with two
+    subnets in one of them. `region` None: the stack has no region yet (format checks only)."""
+    key = context_key("redshift_subnet_az_ids")
+    rule = ("Redshift Serverless needs its workgroup's subnets in three Availability Zones "
+            f"(two in {', '.join(TWO_ZONE_REGIONS)}, one of them holding two subnets)")
+    if len(az_ids) != SUBNET_COUNT:
+        raise ConfigError(f"context '{key}': expected {SUBNET_COUNT} AZ IDs, one per subnet, got {list(az_ids)}. {rule}.")
+    for az_id in az_ids:
+        if not _AZ_ID.match(az_id):
+            raise ConfigError(f"context '{key}': {az_id!r} is not an Availability Zone ID such as 'euw1-az1' "
+                              "(IDs, not names: a zone name maps to a different zone in every account)")
+    if len({_AZ_ID.match(a).group(1) for a in az_ids}) > 1:
+        raise ConfigError(f"context '{key}': {list(az_ids)} are zones of different regions")
+    if region is None:
+        return
+    prefix = az_id_prefix(region)
+    if _AZ_ID.match(az_ids[0]).group(1) != prefix:
+        raise ConfigError(f"context '{key}': {list(az_ids)} are not zones of {region} (its AZ IDs are {prefix}-az<n>)")
+    zones = len(set(az_ids))
+    needed = 2 if region in TWO_ZONE_REGIONS else 3
+    if zones < needed:
+        raise ConfigError(f"context '{key}': {list(az_ids)} span {zones} zone(s) in {region}. {rule}.")

@@ -8,7 +8,7 @@ its own path, so each later state can still name the file.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -104,7 +104,7 @@ class Orchestration(Construct):
         self._topic = topic
         definition = self._definition(config, bucket, crawler, crawler_arn, job)
 
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = config.data_removal_policy
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
@@ -131,6 +131,9 @@ class Orchestration(Construct):
             )
         )
         key.grant_decrypt(self.state_machine)
+        # SNS encrypts each message to the KMS-encrypted topic with a data key it asks for as
+        # the publisher: sns:Publish alone fails with a KMS error (docs/aws-notes.md).
+        key.grant(self.state_machine, "kms:GenerateDataKey*")
 
         self.dead_letter_queue = sqs.Queue(
             self,

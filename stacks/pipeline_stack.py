@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 
 from stacks.audit import Audit
@@ -28,7 +28,7 @@ class PipelineStack(Stack):
         self.storage = Storage(self, "Storage", config=cfg)
         bucket, key = self.storage.raw_bucket, self.storage.key
         self.notifications = Notifications(self, "Notifications", config=cfg, key=key)
-        self.catalog = Catalog(self, "Catalog", bucket=bucket, key=key)
+        self.catalog = Catalog(self, "Catalog", config=cfg, bucket=bucket, key=key)
         self.warehouse = Warehouse(self, "Warehouse", config=cfg, bucket=bucket, key=key)
         self.etl = EtlJob(
             self,
@@ -61,6 +61,13 @@ class PipelineStack(Stack):
         CfnOutput(self, "GlueJobName", value=self.etl.job.job_name)
         CfnOutput(self, "CrawlerName", value=self.catalog.crawler.ref)
         CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The region's zones by position, resolved at deploy time. CDK's default looks them up
+        in the account when the stack has one, which needs credentials at synth; the warehouse
+        places its subnets itself (stacks/warehouse.py)."""
+        return [Fn.select(i, Fn.get_azs()) for i in range(3)]
 
 
 STACK_NAME = "AirlineBookingPipeline"

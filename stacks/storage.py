@@ -3,7 +3,7 @@ and the bucket that receives server access logs."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -27,7 +27,7 @@ class Storage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = config.data_removal_policy
         stack = Stack.of(self)
 
         self.key = kms.Key(

@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 
 import jsii
-from aws_cdk import Annotations, ArnFormat, Aspects, CfnOutput, CustomResource, Duration, Fn, IAspect, RemovalPolicy, Stack, Token
+from aws_cdk import (
+    Annotations, ArnFormat, Aspects, Aws, CfnCondition, CfnOutput, CustomResource, Duration, Fn, IAspect, RemovalPolicy,
+    Stack, Token,
+)
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,7 +25,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.nag import LAMBDA_BASIC_EXECUTION, acknowledge, arn_of, finding, rule
-from stacks.config import PipelineConfig
+from stacks.config import TWO_ZONE_REGIONS, PipelineConfig, check_subnet_az_ids
 from stacks.etl_job import UNUSED, WarehouseTarget
 from stacks.storage import STAGING_PREFIX
 
@@ -165,19 +168,17 @@ class Warehouse(Construct):
 
     # -- Serverless (default) -------------------------------------------------------------------
     def _create_serverless(self, config: PipelineConfig, key: kms.IKey) -> None:
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = config.data_removal_policy
         flow_log_group = logs.LogGroup(
             self, "FlowLogs", encryption_key=key, retention=log_retention(config), removal_policy=removal
         )
-        # Redshift Serverless needs subnets in three AZs; an environment-agnostic stack only knows
-        # two unless told, so name three by position.
-        agnostic = Token.is_unresolved(Stack.of(self).region)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(config.redshift_vpc_cidr),
-            availability_zones=[Fn.select(i, Fn.get_azs()) for i in range(3)] if agnostic else None,
-            max_azs=None if agnostic else 3,
+            # Placeholders by position, never a context lookup: synth stays offline and the
+            # same in every account (the subnets' real zones are set by _place_subnets).
+            availability_zones=[Fn.select(i, Fn.get_azs()) for i in range(3)],
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="warehouse", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)
@@ -192,6 +193,7 @@ class Warehouse(Construct):
             },
             restrict_default_security_group=True,
         )
+        _place_subnets(self.vpc, config.redshift_subnet_az_ids)
         self.security_group = ec2.SecurityGroup(
             self,
             "WorkgroupSecurityGroup",
@@ -274,18 +276,19 @@ class Warehouse(Construct):
             log_group=log_group,
             description="Applies the airline warehouse schema with the Redshift Data API",
         )
-        on_event = lambda_.Function(self, "SchemaOnEvent", handler="handler.on_event", **common)
-        is_complete = lambda_.Function(self, "SchemaIsComplete", handler="handler.is_complete", **common)
-
-        self.admin_secret.grant_read(on_event)
-        on_event.add_to_role_policy(
+        # ONE function for both Provider handlers: the Data API lets only the identity that ran a
+        # statement describe it, and a function's identity is its role with the function's name
+        # as session name, so a second function could never see the batch (docs/aws-notes.md).
+        handler = lambda_.Function(self, "SchemaHandler", handler="handler.handle", **common)
+        self.admin_secret.grant_read(handler)
+        handler.add_to_role_policy(
             iam.PolicyStatement(
                 sid="RunSchemaBatch",
                 actions=["redshift-data:BatchExecuteStatement"],
                 resources=list(self.target.data_api_resource_arns),
             )
         )
-        is_complete.add_to_role_policy(
+        handler.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DescribeOwnStatements",
                 actions=["redshift-data:DescribeStatement"],
@@ -301,8 +304,8 @@ class Warehouse(Construct):
         provider = cr.Provider(
             self,
             "SchemaProvider",
-            on_event_handler=on_event,
-            is_complete_handler=is_complete,
+            on_event_handler=handler,
+            is_complete_handler=handler,
             query_interval=Duration.seconds(10),
             total_timeout=Duration.minutes(30),
             disable_waiter_state_machine_logging=False,
@@ -332,8 +335,39 @@ class Warehouse(Construct):
         if self.workgroup is not None:
             resource.node.add_dependency(self.workgroup)
         _scope_waiter_log_writes(provider, waiter_logs)
-        _acknowledge_provider(provider, on_event, is_complete)
+        _acknowledge_provider(provider, handler)
         return resource
+
+
+def _place_subnets(vpc: ec2.Vpc, az_ids: tuple[str, ...]) -> None:
+    """Puts the workgroup's three subnets where Redshift Serverless accepts them.
+
+    With enhanced VPC routing a workgroup needs three subnets in three Availability Zones; in
+    us-west-1, which has two, three subnets over two zones (docs/aws-notes.md, "Redshift
+    Serverless subnets"). Configured AZ IDs (context redshiftSubnetAzIds) are used as given:
+    AWS lists supported zones by ID, and a name maps to a different ID in every account.
+    Otherwise the region's zones by position: the first three, or the first two and the first
+    again in a two-zone region (decided at deploy time when the stack has no region)."""
+    stack = Stack.of(vpc)
+    subnets = [s.node.default_child for s in vpc.isolated_subnets]
+    if az_ids:
+        check_subnet_az_ids(az_ids, None if Token.is_unresolved(stack.region) else stack.region)
+        for subnet, az_id in zip(subnets, az_ids, strict=True):
+            # ec2.Vpc only takes zone names: swap the name for the ID on the subnet itself.
+            subnet.add_property_deletion_override("AvailabilityZone")
+            subnet.add_property_override("AvailabilityZoneId", az_id)
+        return
+    third = Fn.select(2, Fn.get_azs())
+    if not Token.is_unresolved(stack.region):
+        if stack.region in TWO_ZONE_REGIONS:
+            subnets[2].availability_zone = Fn.select(0, Fn.get_azs())
+        return
+    two_zones = CfnCondition(
+        stack, "RedshiftRegionHasTwoZones",
+        expression=Fn.condition_or(*(Fn.condition_equals(Aws.REGION, r) for r in TWO_ZONE_REGIONS))
+        if len(TWO_ZONE_REGIONS) > 1 else Fn.condition_equals(Aws.REGION, TWO_ZONE_REGIONS[0]),
+    )
+    subnets[2].availability_zone = Fn.condition_if(two_zones.logical_id, Fn.select(0, Fn.get_azs()), third).to_string()
 
 
 # CloudWatch Logs accepts only these retention periods (days), in RetentionDays order.
@@ -387,19 +421,17 @@ def _scope_waiter_log_writes(provider: cr.Provider, log_group: logs.ILogGroup) -
     Aspects.of(role.node.find_child("DefaultPolicy").node.default_child).add(_ScopeLogWrites(log_group.log_group_arn))
 
 
-def _acknowledge_provider(provider: cr.Provider, on_event: lambda_.Function, is_complete: lambda_.Function) -> None:
+def _acknowledge_provider(provider: cr.Provider, handler: lambda_.Function) -> None:
     """The Provider framework's own functions, roles and waiter are generated by CDK."""
     basic = finding("IAM4", LAMBDA_BASIC_EXECUTION, "The managed policy only lets the function write its own CloudWatch logs.")
-    for fn in (on_event, is_complete):
-        acknowledge(fn, basic)
     acknowledge(
-        is_complete,
+        handler,
+        basic,
         finding("IAM5", "Resource::*", "DescribeStatement has no resource type; the condition limits it to the "
                 "function's own statements."),
     )
     framework_invoke = [
-        finding("IAM5", f"Resource::{arn_of(fn)}:*", "The framework invokes any version of the schema handler it wraps.")
-        for fn in (on_event, is_complete)
+        finding("IAM5", f"Resource::{arn_of(handler)}:*", "The framework invokes any version of the schema handler it wraps.")
     ]
     for name in ("framework-onEvent", "framework-isComplete", "framework-onTimeout"):
         acknowledge(

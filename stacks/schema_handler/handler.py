@@ -4,6 +4,10 @@ and grants the Glue job's database identity what the load needs on schema airlin
 on_event submits the statements as ONE Data API batch (one transaction) and returns its id;
 is_complete polls DescribeStatement and raises when the batch FAILED or was ABORTED, which makes
 the Provider framework fail the deployment with the database's error message.
+
+Both run in ONE function (entry point `handle`): the Data API lets only the identity that ran a
+statement describe it, and a Lambda function's identity includes its own name as role session
+name, so a separate isComplete function would be denied.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def on_event(event: dict[str, Any], _context: Any = None, client: Any = None) ->
     physical_id = event.get("PhysicalResourceId") or f"airline-schema-{props['Database']}"
     if event["RequestType"] == "Delete":
         # Dropping the warehouse's data on a stack delete is not this resource's call.
-        return {"PhysicalResourceId": physical_id}
+        return {"PhysicalResourceId": physical_id, "Data": {}}
     response = (client or _client()).batch_execute_statement(**batch_request(props))
     return {"PhysicalResourceId": physical_id, "Data": {"StatementId": response["Id"]}}
 
@@ -110,3 +114,12 @@ def is_complete(event: dict[str, Any], _context: Any = None, client: Any = None)
         return {"IsComplete": True}
     description = (client or _client()).describe_statement(Id=statement_id)
     return {"IsComplete": completion(description)}
+
+
+def handle(event: dict[str, Any], context: Any = None, client: Any = None) -> dict[str, Any]:
+    """The Provider framework calls this function as onEvent with CloudFormation's request, which
+    never has "Data", and as isComplete with that request merged with on_event's result, which
+    always has it."""
+    if "Data" in event:
+        return is_complete(event, context, client)
+    return on_event(event, context, client)

@@ -55,8 +55,9 @@ WILDCARD_RESOURCE_ACTIONS: dict[frozenset[str], str] = {
         "Glue job metrics: CloudWatch metrics have no ARN, so PutMetricData only takes '*'; the "
         "cloudwatch:namespace condition limits it to the Glue namespace."
     ),
-    frozenset({"redshift-data:DescribeStatement", "redshift-data:GetStatementResult"}): (
-        "Redshift Data API results (Glue job, schema is-complete handler): statement ids are not IAM "
+    frozenset({"redshift-data:DescribeStatement", "redshift-data:GetStatementResult",
+               "redshift-data:CancelStatement"}): (
+        "Redshift Data API results and cancels (Glue job, schema handler): statement ids are not IAM "
         "resources; the redshift-data:statement-owner-iam-userid condition limits them to the "
         "caller's own statements."
     ),
@@ -67,6 +68,7 @@ WILDCARD_RESOURCE_CONDITIONS: dict[str, str] = {
     "cloudwatch:PutMetricData": "cloudwatch:namespace",
     "redshift-data:DescribeStatement": "redshift-data:statement-owner-iam-userid",
     "redshift-data:GetStatementResult": "redshift-data:statement-owner-iam-userid",
+    "redshift-data:CancelStatement": "redshift-data:statement-owner-iam-userid",
 }
 
 # AWS managed policies (their statements are not in the template, so they are listed here).

@@ -59,14 +59,32 @@ def test_npx_cdk_synth_uses_the_project_cli_offline(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert version.stdout.startswith(pinned), version.stdout + version.stderr
     out = tmp_path / "cdk.out"
-    result = subprocess.run(
-        ["npx", "--no-install", "cdk", "synth", "--no-notices", "--quiet", "--output", str(out),
-         "-c", "crawlerPollIntervalSeconds=1"],
-        cwd=PROJECT_ROOT, env=_offline_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
+    # As `cdk deploy` runs it: the CLI asks STS for the credentials' account (here the emulated
+    # STS on 127.0.0.1) and hands the app CDK_DEFAULT_ACCOUNT/REGION (here us-west-1, a two-zone
+    # region), so ARNs are literals and cdk-nag's acknowledgments must match them.
+    from moto.server import ThreadedMotoServer
+
+    from airline_local.postgres import free_port
+
+    port = free_port()
+    sts = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    sts.start()
+    env = _offline_env(tmp_path) | {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-west-1",
+        "AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{port}",
+    }
+    try:
+        result = subprocess.run(
+            ["npx", "--no-install", "cdk", "synth", "--no-notices", "--quiet", "--output", str(out),
+             "-c", "crawlerPollIntervalSeconds=1"],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        sts.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No notification e-mail addresses are configured" in result.stdout + result.stderr
     template = json.loads((out / f"{STACK_NAME}.template.json").read_text())
+    assert "arn:aws:glue:us-west-1:123456789012:crawler/" in json.dumps(template)  # moto's account
     # -c values override cdk.json (as strings) — local mode synthesizes with a 1 s poll.
     assert state_machine_definition(template)["States"]["Wait for crawler"]["Seconds"] == 1
 

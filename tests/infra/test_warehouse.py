@@ -70,13 +70,22 @@ def test_schema_resource_runs_the_schema_sql_and_waits_for_it(template_json):
     assert render(schema["SecretArn"]).startswith("<WarehouseAdminSecret")
     etl_role = render(schema["EtlDbUser"])
     assert etl_role.startswith("IAMR:<EtlRole")
-    # The Provider framework with an isComplete handler: a waiter state machine polls it.
+    # The Provider framework with an isComplete handler: a waiter state machine polls it. Both
+    # handlers are ONE function: only the identity that ran a Data API statement may describe it.
     handlers = {
         k: v["Properties"]["Handler"]
         for k, v in resources_of(template_json, "AWS::Lambda::Function").items()
         if k.startswith("WarehouseSchema") and "framework" not in k
     }
-    assert sorted(handlers.values()) == ["handler.is_complete", "handler.on_event"]
+    assert list(handlers.values()) == ["handler.handle"]
+    framework_targets = {
+        render(v["Properties"]["Environment"]["Variables"][var])
+        for k, v in resources_of(template_json, "AWS::Lambda::Function").items()
+        if "framework" in k
+        for var in ("USER_ON_EVENT_FUNCTION_ARN", "USER_IS_COMPLETE_FUNCTION_ARN")
+        if var in v["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert framework_targets == {f"<{next(iter(handlers))}.Arn>"}
     assert any(k.startswith("WarehouseSchemaProviderwaiterstatemachine") for k in resources_of(template_json, "AWS::StepFunctions::StateMachine"))
     depends = only(template_json, "Custom::RedshiftSchema")[0]
     assert any(d.startswith("WarehouseWorkgroup") for d in template_json["Resources"][depends].get("DependsOn", []))
@@ -84,7 +93,7 @@ def test_schema_resource_runs_the_schema_sql_and_waits_for_it(template_json):
 
 def test_schema_handlers_are_scoped_to_the_workgroup_and_secret(template_json):
     functions = {k: v["Properties"] for k, v in resources_of(template_json, "AWS::Lambda::Function").items()}
-    on_event_id = next(k for k, v in functions.items() if v.get("Handler") == "handler.on_event")
+    on_event_id = next(k for k, v in functions.items() if v.get("Handler") == "handler.handle")
     role_id = functions[on_event_id]["Role"]["Fn::GetAtt"][0]
     statements = policy_statements(template_json, role_id)
     batch = next(s for s in statements if s.get("Sid") == "RunSchemaBatch")
@@ -143,5 +152,38 @@ def test_completion_fails_the_deploy_with_the_database_error():
 
 def test_delete_leaves_the_warehouse_alone():
     event = {"RequestType": "Delete", "PhysicalResourceId": "airline-schema-dev", "ResourceProperties": {"Database": "dev"}}
-    assert handler.on_event(event) == {"PhysicalResourceId": "airline-schema-dev"}
+    assert handler.on_event(event) == {"PhysicalResourceId": "airline-schema-dev", "Data": {}}
     assert handler.is_complete(event) == {"IsComplete": True}
+
+
+class _DataApi:
+    """Records the Data API calls of the handler, with the caller's identity as AWS sees it."""
+
+    def __init__(self, caller: str) -> None:
+        self.caller, self.owner, self.calls = caller, None, []
+
+    def batch_execute_statement(self, **request):
+        self.calls.append("BatchExecuteStatement")
+        self.owner = self.caller
+        return {"Id": "batch-1"}
+
+    def describe_statement(self, Id):
+        self.calls.append("DescribeStatement")
+        assert self.owner == self.caller, "DescribeStatement by another identity than the statement's owner"
+        return {"Id": Id, "Status": "FINISHED"}
+
+
+def test_one_function_submits_the_batch_and_polls_it_as_the_provider_calls_it():
+    """The Provider framework calls onEvent with CloudFormation's request (no "Data") and
+    isComplete with that request merged with onEvent's result (framework.js: createResponseEvent)."""
+    api = _DataApi(caller="AROAEXAMPLE:SchemaHandler")
+    request = {"RequestType": "Create", "RequestId": "r-1", "ResourceProperties": {
+        "Database": "dev", "SecretArn": "arn:secret", "Statements": ["CREATE SCHEMA IF NOT EXISTS airline"],
+        "EtlDbUser": "IAMR:etl", "WorkgroupName": "wg"}}
+    result = handler.handle(request, client=api)
+    assert result["Data"] == {"StatementId": "batch-1"}
+    assert handler.handle({**request, **result}, client=api) == {"IsComplete": True}
+    assert api.calls == ["BatchExecuteStatement", "DescribeStatement"]
+    deleted = handler.handle({"RequestType": "Delete", "PhysicalResourceId": "p", "ResourceProperties": {"Database": "dev"}},
+                             client=api)
+    assert handler.handle({"RequestType": "Delete", "PhysicalResourceId": "p", **deleted}, client=api) == {"IsComplete": True}
