@@ -431,8 +431,10 @@ CASES: tuple[Case, ...] = (
          unknown_columns=("remarks",),
          reasons_by_record={21: ["fare_amount: not a decimal number"]}),
     # -- the object key -------------------------------------------------------------------------
+    # A space and a '+': classic S3 notifications would carry "May+2026%2Bextra"; the EventBridge
+    # event's key is used as it comes (docs/aws-notes.md, "Object key in the EventBridge event").
     Case("key_with_spaces", lambda: utf8(to_csv(rows("KSP", 3))), "SUCCEEDED", None, ok(3),
-         key="raw/bookings/rl key with  spaces.csv", tag="KSP"),
+         key="raw/bookings/rl May 2026+extra  key.csv", tag="KSP"),
     Case("key_with_quotes_and_sql", lambda: utf8(to_csv(rows("KQT", 3))), "SUCCEEDED", None, ok(3),
          key="raw/bookings/rl-it's \"quoted\"; DROP TABLE airline.bookings; --.csv", tag="KQT"),
     Case("key_with_unicode", lambda: utf8(to_csv(rows("KUNI", 3))), "SUCCEEDED", None, ok(3),
