@@ -50,7 +50,7 @@ class PipelineConfig:
     glue_flex: bool = False
     glue_job_timeout_minutes: int = 60
     glue_max_concurrent_runs: int = 5
-    # First wait before retrying a run refused for MaxConcurrentRuns (doubling, with jitter).
+    # First wait before retrying a run refused for MaxConcurrentRuns (x1.5 a retry, with jitter).
     glue_concurrency_retry_seconds: int = 30
     max_reject_ratio: float = 0.1
     airportsdata_version: str = "20260905"

@@ -256,7 +256,10 @@ class Warehouse(Construct):
                 ),
             ],
         )
-        self.workgroup.apply_removal_policy(removal)
+        # Compute only (the data is the namespace's): always deleted with the stack. A kept
+        # workgroup would hold its network interfaces in subnets the stack deletes, and the delete
+        # would fail.
+        self.workgroup.apply_removal_policy(RemovalPolicy.DESTROY)
 
     # -- Schema custom resource ---------------------------------------------------------------
     def add_schema(self, *, etl_role: iam.IRole) -> CustomResource:
