@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS behaviour that moto does not emulate."""

@@ -1,0 +1,1 @@
+"""IAM for local mode: deciding requests against the synthesized template's policies."""
