@@ -8,7 +8,9 @@ explicit name property when the template sets one, otherwise its logical id), an
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,13 @@ _NAME_PROPERTY: dict[str, tuple[str, ...]] = {
     "AWS::RedshiftServerless::Workgroup": ("WorkgroupName",),
     "AWS::RedshiftServerless::Namespace": ("NamespaceName",),
     "AWS::Lambda::Function": ("FunctionName",),
+    "AWS::SecretsManager::Secret": ("Name",),
+}
+
+
+_REDSHIFT_SERVERLESS = {
+    "AWS::RedshiftServerless::Workgroup": "Workgroup",
+    "AWS::RedshiftServerless::Namespace": "Namespace",
 }
 
 
@@ -98,6 +107,10 @@ class Template:
             return self._arn("states", f"stateMachine:{name}")
         if resource_type == "AWS::SQS::Queue":
             return f"http://sqs.{self.region}.localhost/{ACCOUNT_ID}/{name}"
+        if resource_type == "AWS::SecretsManager::Secret":
+            # Ref is the secret's ARN: its name and six characters Secrets Manager appends.
+            suffix = hashlib.sha256(logical_id.encode()).hexdigest()[:6]
+            return self._arn("secretsmanager", f"secret:{name}-{suffix}")
         return name
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -111,6 +124,13 @@ class Template:
             return self._arn("sns", name)
         if attribute.endswith("WorkgroupName") or attribute.endswith("NamespaceName"):
             return name
+        serverless = _REDSHIFT_SERVERLESS.get(resource_type)
+        if serverless and attribute in (f"{serverless}.{serverless}Arn", f"{serverless}.{serverless}Id"):
+            # Redshift Serverless ARNs name the workgroup/namespace by its id (a UUID), not its name.
+            resource_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{resource_type}/{logical_id}"))
+            if attribute.endswith("Id"):
+                return resource_id
+            return self._arn("redshift-serverless", f"{serverless.lower()}/{resource_id}")
         return f"{name}.{attribute}"
 
     def _resource_arn(self, resource_type: str, name: str) -> str:
@@ -129,6 +149,8 @@ class Template:
             return self._arn("logs", f"log-group:{name}:*")
         if resource_type == "AWS::Events::Rule":
             return self._arn("events", f"rule/{name}")
+        if resource_type == "AWS::Lambda::Function":
+            return self._arn("lambda", f"function:{name}")
         return self._arn(service.lower(), f"{kind.lower()}/{name}")
 
     def _arn(self, service: str, resource: str) -> str:

@@ -60,3 +60,29 @@ def test_unknown_references_fail_loudly(template):
         template.ref("NoSuchThing")
     with pytest.raises(UnresolvableError, match="Fn::ImportValue"):
         template.resolve({"Fn::ImportValue": "shared"})
+
+
+def test_arns_policies_are_written_against():
+    """IAM policies name these resources by ARN, so the local ARN must have AWS's shape: a Lambda
+    function is function:NAME, a secret's Ref is its ARN (name plus Secrets Manager's six-character
+    suffix), a Redshift Serverless workgroup/namespace ARN carries its id (a UUID), not its name."""
+    template = Template({"Resources": {
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "handler"}},
+        "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+        "Wg": {"Type": "AWS::RedshiftServerless::Workgroup", "Properties": {"WorkgroupName": "airline"}},
+        "Ns": {"Type": "AWS::RedshiftServerless::Namespace", "Properties": {"NamespaceName": "airline"}},
+    }})
+    assert template.get_att("Fn", "Arn") == f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:handler"
+    secret = template.ref("Secret")
+    assert secret.startswith(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT_ID}:secret:Secret-") and len(secret.rsplit("-", 1)[1]) == 6
+    assert template.ref("Secret") == secret  # deterministic
+    workgroup_id = template.get_att("Wg", "Workgroup.WorkgroupId")
+    assert len(workgroup_id) == 36 and workgroup_id.count("-") == 4
+    assert template.get_att("Wg", "Workgroup.WorkgroupArn") == (
+        f"arn:aws:redshift-serverless:us-east-1:{ACCOUNT_ID}:workgroup/{workgroup_id}"
+    )
+    assert template.get_att("Wg", "Workgroup.WorkgroupName") == "airline"
+    assert template.get_att("Ns", "Namespace.NamespaceArn").startswith(
+        f"arn:aws:redshift-serverless:us-east-1:{ACCOUNT_ID}:namespace/"
+    )
+    assert template.get_att("Ns", "Namespace.NamespaceArn") != template.get_att("Wg", "Workgroup.WorkgroupArn")
