@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airline_local.cfn import Template
+from airline_local.cfn import ACCOUNT_ID, Template
 from airline_local.job_runner import JobRunner, JobSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+LOCAL_REGION = "us-east-1"  # the emulator's region
 # What the synthesized app depends on: a change to any of these means a new synth.
 SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "glue_scripts", "sql")
 # Glue job arguments that configure Glue itself, not the script: the job runner supplies what
@@ -45,12 +46,16 @@ class SynthError(RuntimeError):
 def synthesize(out_dir: Path, context: Mapping[str, Any] | None = None, project_dir: Path = PROJECT_DIR) -> Path:
     """Synthesize the CDK app into out_dir, reusing the last synth when no input changed.
 
-    Runs `python app.py` as `cdk synth` does: with cdk.json's context (defaults and feature flags)
-    handed over in CDK_CONTEXT_JSON; `context` overrides it, e.g. the crawler polling speed.
+    Runs `python app.py` as `cdk deploy` does: with cdk.json's context (defaults and feature flags)
+    handed over in CDK_CONTEXT_JSON (`context` overrides it, e.g. the crawler polling speed), and
+    with the account and region the CLI would take from the profile (CDK_DEFAULT_ACCOUNT/REGION):
+    the emulator's, so the local run executes the template a deployment would get, literal ARNs
+    and region-specific choices included.
     """
     cdk_json = json.loads((project_dir / "cdk.json").read_text())
     context = {**cdk_json.get("context", {}), **(context or {})}
-    fingerprint = _inputs_fingerprint(project_dir, context)
+    # The environment is part of what was synthesized (an older cache may be environment-agnostic).
+    fingerprint = _inputs_fingerprint(project_dir, {**context, "(environment)": [ACCOUNT_ID, LOCAL_REGION]})
     stamp = out_dir / ".inputs-fingerprint"
     if stamp.is_file() and stamp.read_text() == fingerprint and (out_dir / "manifest.json").is_file():
         return out_dir
@@ -59,6 +64,8 @@ def synthesize(out_dir: Path, context: Mapping[str, Any] | None = None, project_
         **os.environ,
         "CDK_OUTDIR": str(out_dir),
         "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_DEFAULT_ACCOUNT": ACCOUNT_ID,
+        "CDK_DEFAULT_REGION": LOCAL_REGION,
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
     }
     done = subprocess.run(
@@ -90,7 +97,7 @@ class CloudAssembly:
     assets: Mapping[str, Path]  # asset object key in the bootstrap bucket -> local file
 
     @classmethod
-    def load(cls, cdk_out: Path, region: str = "us-east-1") -> CloudAssembly:
+    def load(cls, cdk_out: Path, region: str = LOCAL_REGION) -> CloudAssembly:
         manifest = json.loads((cdk_out / "manifest.json").read_text())
         artifacts = manifest.get("artifacts", {})
         stacks = [(n, a) for n, a in artifacts.items() if a.get("type") == "aws:cloudformation:stack"]

@@ -414,3 +414,13 @@ def test_a_key_outside_the_template_cannot_be_judged(body):
     changed_stack = Stack(changed)
     with pytest.raises(TemplatePolicyError, match="key/elsewhere"):
         changed_stack.authorize(changed_stack.state_machine_role, "sns:Publish", changed_stack.topic_arn)
+
+
+def test_local_mode_synthesizes_the_template_cdk_deploy_would_deploy(body: Mapping[str, Any]) -> None:
+    """As the CDK CLI does for `cdk deploy`, the local synth runs with an account and region (the
+    emulator's), so ARNs are literals and region-specific choices are made as in a deployment."""
+    from airline_local.local_stack import LOCAL_REGION
+
+    text = json.dumps(body)
+    assert f"arn:aws:glue:{LOCAL_REGION}:{ACCOUNT_ID}:crawler/" in text
+    assert f"cdk-hnb659fds-assets-{ACCOUNT_ID}-{LOCAL_REGION}" in text
