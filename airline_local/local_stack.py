@@ -5,7 +5,8 @@ Nothing here describes the pipeline a second time. The app is synthesized into a
 creates in the emulator the resources the pipeline runs on: the buckets and their EventBridge
 notifications, the SNS topics and subscriptions, the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
-definition's references resolved to local names. Resources with no local meaning (IAM, KMS, VPC,
+definition's references resolved to local names, and the IAM roles (name and trust policy: the local
+IAM check reads their policies from the template). Resources with no local meaning (KMS, VPC,
 CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists the differences.
 """
 
@@ -140,6 +141,13 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> Depl
     template = assembly.template
     s3, glue, sns = clients("s3"), clients("glue"), clients("sns")
 
+    # Roles exist in the emulated IAM (name, path, trust policy) so that AssumeRole gives stable
+    # role ids (aws:userid). Their policies stay out of moto (it would enforce them with its own
+    # evaluator): the local IAM check reads them from the template (docs/iam-check.md).
+    iam = clients("iam")
+    for lid in template.resources_of_type("AWS::IAM::Role"):
+        _create_role(template, lid, iam)
+
     buckets = [template.ref(lid) for lid in template.resources_of_type("AWS::S3::Bucket")]
     for bucket in buckets:
         s3.create_bucket(Bucket=bucket)
@@ -180,6 +188,20 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> Depl
         job_names=tuple(jobs),
         buckets=tuple(buckets),
     )
+
+
+def _create_role(template: Template, lid: str, iam: Any) -> str:
+    props = template.properties(lid)
+    options: dict[str, Any] = {
+        "RoleName": template.name_of(lid),
+        "AssumeRolePolicyDocument": json.dumps(props["AssumeRolePolicyDocument"]),
+        **_present(props, "Path", "Description", "MaxSessionDuration"),
+    }
+    arn = iam.create_role(**options)["Role"]["Arn"]
+    expected = template.get_att(lid, "Arn")
+    if arn != expected:
+        raise SynthError(f"the emulated IAM created {arn} for role {lid}, but the template's ARN is {expected}")
+    return arn
 
 
 def _enable_eventbridge_notifications(template: Template, s3: Any) -> list[str]:
