@@ -250,8 +250,14 @@ def redshift_shape_violations(statement: str) -> list[str]:
     """PostgreSQL-only forms in a statement that Redshift would reject (empty when none found).
 
     Covers what a PostgreSQL stand-in would silently accept: MERGE beyond Redshift's subset
-    (condition on WHEN MATCHED, alias on the target, a missing clause, BY SOURCE, a non-equality
-    ON), ON CONFLICT, RETURNING, DISTINCT ON, and statements sqlglot's Redshift dialect cannot parse.
+    (r_MERGE: condition on WHEN MATCHED, alias on the target, a missing or repeated clause, BY
+    SOURCE, a non-equality ON, a source that is not a table (subquery, CTE), a WITH clause, target
+    columns qualified with a table name, the same table as source and target, WHEN MATCHED other
+    than UPDATE/DELETE, WHEN NOT MATCHED other than INSERT), ON CONFLICT, RETURNING, DISTINCT ON;
+    and statements sqlglot's Redshift dialect cannot parse, parses only as a generic Command
+    (anywhere in the tree), or does not read back the same after writing them as Redshift SQL.
+    Not checked: MERGE ... REMOVE DUPLICATES (valid Redshift, but sqlglot 30 cannot parse it, so
+    it is reported as unparsed; sql/ does not use it).
     """
     try:
         expression = parse_redshift(statement)
@@ -261,6 +267,8 @@ def redshift_shape_violations(statement: str) -> list[str]:
     name = _command_name(expression)
     if name is not None and name not in PASS_THROUGH_COMMANDS:
         problems.append(f"not parsed by sqlglot's Redshift dialect (statement {name})")
+    if name is None:
+        problems.extend(_round_trip_violations(expression))
     if expression.find(exp.OnConflict):
         problems.append("ON CONFLICT is PostgreSQL only (Redshift: MERGE)")
     if expression.find(exp.Returning):
@@ -273,10 +281,32 @@ def redshift_shape_violations(statement: str) -> list[str]:
     return problems
 
 
+def _round_trip_violations(expression: exp.Expression) -> list[str]:
+    """A statement sqlglot parsed only in part (a generic Command inside it), or that reads back
+    differently once written as Redshift SQL, is not known to be Redshift SQL."""
+    problems = [f"part of the statement is not parsed by sqlglot's Redshift dialect ({c.name.upper()} ...)"
+                for c in expression.find_all(exp.Command)]
+    written = expression.sql(dialect=READ)
+    try:
+        again = sqlglot.parse_one(written, read=READ)
+    except SqlglotError as exc:
+        return [*problems, f"sqlglot's Redshift SQL for the statement does not parse back ({exc})"]
+    if again != expression:
+        problems.append(f"the statement does not round-trip through sqlglot's Redshift dialect: {_excerpt(written)}")
+    return problems
+
+
 def _merge_violations(merge: exp.Merge) -> list[str]:
     problems: list[str] = []
     if merge.this.args.get("alias") is not None:
         problems.append("MERGE target table has an alias (Redshift allows an alias on the source only)")
+    source = merge.args.get("using")
+    if not isinstance(source, exp.Table):
+        problems.append("MERGE source must be a table (Redshift allows no subquery or VALUES as source)")
+    elif isinstance(merge.this, exp.Table) and _table_name(source) == _table_name(merge.this):
+        problems.append("MERGE source and target are the same table")
+    if merge.args.get("with_") is not None:
+        problems.append("MERGE with a WITH clause (Redshift's source must be a table, not a CTE)")
     condition = merge.args.get("on")
     conjuncts = list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
     if any(not isinstance(c, exp.EQ) for c in conjuncts):
@@ -298,4 +328,23 @@ def _merge_violations(merge: exp.Merge) -> list[str]:
     for when in not_matched:
         if not isinstance(when.args.get("then"), exp.Insert):
             problems.append("WHEN NOT MATCHED must be THEN INSERT")
+    if any(c.table for c in _target_columns(clauses)):
+        problems.append("MERGE target column named with its table (Redshift: no table name on a target column)")
     return problems
+
+
+def _table_name(table: exp.Table) -> str:
+    return ".".join(part.name.lower() for part in table.parts)
+
+
+def _target_columns(clauses: list[exp.Expression]) -> list[exp.Column]:
+    """The columns a MERGE writes: UPDATE SET left-hand sides and the INSERT column list."""
+    columns: list[exp.Column] = []
+    for when in clauses:
+        then = when.args.get("then")
+        if isinstance(then, exp.Update):
+            columns += [eq.this for eq in then.expressions if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column)]
+        elif isinstance(then, exp.Insert) and isinstance(then.this, (exp.Tuple, exp.Schema)):
+            # INSERT VALUES (...) without a column list reads as a tuple holding VALUES(...)
+            columns += [c for c in then.this.expressions if isinstance(c, exp.Column)]
+    return columns
