@@ -7,6 +7,7 @@ corpus are hostile on purpose, and the tests must not be the ones that inject th
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -200,6 +201,57 @@ def stack_resources(pipeline: LocalPipeline) -> Resources:
     return Resources(alive, rss, fds,
                      tuple(sum(m[0] for m in measured) for measured in per_worker),
                      tuple(sum(m[1] for m in measured) for measured in per_worker), top)
+
+
+# --------------------------------------------------------------------------------------------
+# leak rates: a least-squares slope over one sample per run
+# --------------------------------------------------------------------------------------------
+
+Z_ONE_SIDED = 2.0  # a slope estimate exceeds its true value by 2 standard errors ~2.3% of the time
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The least-squares line through one sample per run: its slope (units per run), the slope's
+    standard error (from the residuals, n - 2 degrees of freedom) and the residual spread."""
+
+    slope: float
+    stderr: float
+    residual_sd: float
+    samples: int
+
+    def detectable(self, bound: float) -> float:
+        """The smallest true rate per run that puts the fitted slope above ``bound`` with ~97.7%
+        probability at this length and noise: bound + 2 standard errors."""
+        return bound + Z_ONE_SIDED * self.stderr
+
+
+def fit_trend(values: Sequence[float]) -> Trend:
+    """Ordinary least squares of values[i] against i (the run number)."""
+    n = len(values)
+    if n < 3:
+        raise ValueError(f"a slope and its standard error need at least 3 samples, got {n}")
+    x_mean, y_mean = (n - 1) / 2, sum(values) / n
+    sxx = sum((i - x_mean) ** 2 for i in range(n))
+    slope = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(values)) / sxx
+    residuals = [y - (y_mean + slope * (i - x_mean)) for i, y in enumerate(values)]
+    variance = sum(r * r for r in residuals) / (n - 2)
+    return Trend(slope, math.sqrt(variance / sxx), math.sqrt(variance), n)
+
+
+def leak_verdict(values: Sequence[float], bound: float, what: str, unit: float = 1.0,
+                 unit_name: str = "") -> tuple[bool, str]:
+    """(slope <= bound, a message giving the slope, its standard error, the bound and the leak
+    rate this series can detect). ``unit`` scales the message only (e.g. 2**20 for MiB)."""
+    trend = fit_trend(values)
+    ok = trend.slope <= bound
+    message = (f"{what}: slope {trend.slope / unit:+.3f} {unit_name}/run, standard error "
+               f"{trend.stderr / unit:.3f} (residual sd {trend.residual_sd / unit:.2f} {unit_name}, "
+               f"{trend.samples} runs); bound {bound / unit:.3f} {unit_name}/run -> "
+               f"{'ok' if ok else 'LEAK'}; at this length and noise it detects a leak of "
+               f"{trend.detectable(bound) / unit:.3f} {unit_name}/run or more (bound + 2 se)")
+    return ok, message
+
 
 class LoadRecorder:
     """Records every batch the Data API receives ({StatementName, Sqls}) while installed: the
