@@ -30,6 +30,10 @@ from airline_local.moto_patches import RUNTIME, CrawlerSettings
 
 HOST = "127.0.0.1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# With the IAM check on, the emulator's own clients (the data engineer / deployer) sign with this
+# key: 20 characters, as moto's parser needs. Its calls are allowed unchecked and recorded
+# (docs/iam-check.md, "Built so far").
+OPERATOR_CREDENTIALS = {"aws_access_key_id": "AKIALOCALOPERATOR000", "aws_secret_access_key": "local-operator"}
 
 
 class EmulatorError(RuntimeError):
@@ -43,7 +47,7 @@ class Emulator:
     _class_lock = threading.Lock()
 
     def __init__(self, state_dir: Path, port: int | None = None, region: str = "us-east-1", *,
-                 warm_workers: int = 0) -> None:
+                 warm_workers: int = 0, iam_check: bool = False) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.region = region
@@ -68,6 +72,9 @@ class Emulator:
         RUNTIME.crawler_settings = CrawlerSettings()
         RUNTIME.data_api = None
         RUNTIME.wait_time_scale = 1.0
+        RUNTIME.iam_check = None  # enforced only after start_iam_check (the policies come with the template)
+        self.iam_check_requested = iam_check
+        self.role_broker: Any = None
         RUNTIME.mailbox = Mailbox(self.state_dir / "mailbox")
         RUNTIME.job_runner = JobRunner(self.state_dir / "glue-job-runs", self.endpoint_url, region,
                                        warm_workers=warm_workers)
@@ -123,13 +130,37 @@ class Emulator:
             raise ValueError(f"wait_time_scale must be >= 0, got {scale}")
         RUNTIME.wait_time_scale = scale
 
+    def start_iam_check(self, template: Any) -> Any:
+        """Authorize every request from now on against ``template``'s policies (an
+        :class:`airline_local.cfn.Template` already deployed, so its roles exist in the emulated
+        IAM). Needs ``Emulator(iam_check=True)``. Returns the installed
+        :class:`~airline_local.aws.iam.requests.IamCheck`; ``self.role_broker`` mints role credentials."""
+        from airline_local.aws.iam.principals import Credentials, Identity, PrincipalRegistry, RoleBroker
+        from airline_local.aws.iam.requests import IamCheck, Resolver
+        from airline_local.aws.iam.template_policies import PolicyStore
+
+        if not self.iam_check_requested:
+            raise EmulatorError("the IAM check is off for this emulator: create it with iam_check=True")
+        store = PolicyStore.from_template(template)
+        registry = PrincipalRegistry()
+        operator = Credentials(OPERATOR_CREDENTIALS["aws_access_key_id"], OPERATOR_CREDENTIALS["aws_secret_access_key"], None)
+        registry.register(Identity("operator", operator, arn=f"arn:aws:iam::{store.account}:user/local-operator"))
+        check = IamCheck(store, registry, Resolver.from_template(template))
+        self.role_broker = RoleBroker(store, self.endpoint_url, registry, authorizer=check.authorizer, region=self.region)
+        RUNTIME.iam_check = check
+        return check
+
+    def stop_iam_check(self) -> None:
+        RUNTIME.iam_check = None
+
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for the emulator (dummy credentials, never a real account)."""
+        """A boto3 client for the emulator (dummy credentials, never a real account; the
+        operator's key when the IAM check is requested)."""
         options: dict[str, Any] = {
             "endpoint_url": self.endpoint_url,
             "region_name": self.region,
             "config": Config(retries={"max_attempts": 2}),
-            **DUMMY_CREDENTIALS,
+            **(OPERATOR_CREDENTIALS if self.iam_check_requested else DUMMY_CREDENTIALS),
         }
         options.update(kwargs)
         return boto3.client(service, **options)
@@ -144,6 +175,7 @@ class Emulator:
         self._stopped = True
         if RUNTIME.job_runner is not None:
             RUNTIME.job_runner.close()
+        RUNTIME.iam_check = None
         self._server.stop()
         if self._previous_moto_port is None:
             os.environ.pop("MOTO_PORT", None)
