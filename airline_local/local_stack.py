@@ -12,6 +12,7 @@ CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ from airline_local.job_runner import JobRunner, JobSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCAL_REGION = "us-east-1"  # the emulator's region
+# A directory shared by several processes for synthesized apps, keyed by their inputs (tests).
+SYNTH_CACHE_ENV = "AIRLINE_LOCAL_SYNTH_CACHE"
 # What the synthesized app depends on: a change to any of these means a new synth.
 SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "glue_scripts", "sql")
 # Glue job arguments that configure Glue itself, not the script: the job runner supplies what
@@ -57,6 +60,19 @@ def synthesize(out_dir: Path, context: Mapping[str, Any] | None = None, project_
     context = {**cdk_json.get("context", {}), **(context or {})}
     # The environment is part of what was synthesized (an older cache may be environment-agnostic).
     fingerprint = _inputs_fingerprint(project_dir, {**context, "(environment)": [ACCOUNT_ID, LOCAL_REGION]})
+    shared = os.environ.get(SYNTH_CACHE_ENV)
+    if shared:
+        # One synth per input fingerprint for every process that shares the cache (the test suite
+        # starts a dozen pipelines): the first synthesizes under a lock, the others reuse it.
+        out_dir = Path(shared) / hashlib.sha256(fingerprint.encode()).hexdigest()[:16] / "cdk.out"
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(out_dir.parent / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _synthesize_into(out_dir, fingerprint, context, project_dir)
+    return _synthesize_into(out_dir, fingerprint, context, project_dir)
+
+
+def _synthesize_into(out_dir: Path, fingerprint: str, context: Mapping[str, Any], project_dir: Path) -> Path:
     stamp = out_dir / ".inputs-fingerprint"
     if stamp.is_file() and stamp.read_text() == fingerprint and (out_dir / "manifest.json").is_file():
         return out_dir
