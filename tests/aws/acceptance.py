@@ -234,25 +234,22 @@ def check_bootstrapped(cfn: Any, ssm: Any, *, required_version: int, qualifier: 
 
 def existing_fixed_names(names: Mapping[str, Sequence[str]], glue: Any, redshift_serverless: Any) -> list[str]:
     """The fixed names that already exist in the account (a deploy would fail on them)."""
+    lookups = (  # resource type, what to call it, the lookup, the "no such thing" error
+        ("AWS::Glue::Database", "Glue database",
+         lambda n: glue.get_database(Name=n), glue.exceptions.EntityNotFoundException),
+        ("AWS::RedshiftServerless::Namespace", "Redshift Serverless namespace",
+         lambda n: redshift_serverless.get_namespace(namespaceName=n), redshift_serverless.exceptions.ResourceNotFoundException),
+        ("AWS::RedshiftServerless::Workgroup", "Redshift Serverless workgroup",
+         lambda n: redshift_serverless.get_workgroup(workgroupName=n), redshift_serverless.exceptions.ResourceNotFoundException),
+    )
     found = []
-    for name in names.get("AWS::Glue::Database", []):
-        try:
-            glue.get_database(Name=name)
-            found.append(f"Glue database {name}")
-        except glue.exceptions.EntityNotFoundException:
-            pass
-    for name in names.get("AWS::RedshiftServerless::Namespace", []):
-        try:
-            redshift_serverless.get_namespace(namespaceName=name)
-            found.append(f"Redshift Serverless namespace {name}")
-        except redshift_serverless.exceptions.ResourceNotFoundException:
-            pass
-    for name in names.get("AWS::RedshiftServerless::Workgroup", []):
-        try:
-            redshift_serverless.get_workgroup(workgroupName=name)
-            found.append(f"Redshift Serverless workgroup {name}")
-        except redshift_serverless.exceptions.ResourceNotFoundException:
-            pass
+    for resource_type, label, lookup, not_found in lookups:
+        for name in names.get(resource_type, []):
+            try:
+                lookup(name)
+                found.append(f"{label} {name}")
+            except not_found:
+                pass
     return found
 
 
