@@ -108,6 +108,7 @@ class LocalPipeline:
         self.data_api: DataApiEmulator | None = None
         self.warehouse: Warehouse | None = None
         self.stack: DeployedStack | None = None
+        self.cloud_assembly_dir: Path | None = None
         self._claimed: set[str] = set()
         self._claim_lock = threading.Lock()
 
@@ -121,7 +122,9 @@ class LocalPipeline:
         check_java()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            assembly = CloudAssembly.load(synthesize(self.state_dir / "cdk.out", self.context))
+            # The synthesized app: in the state directory, or in a synth cache shared by processes.
+            self.cloud_assembly_dir = synthesize(self.state_dir / "cdk.out", self.context)
+            assembly = CloudAssembly.load(self.cloud_assembly_dir)
             self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.apply_schema(SCHEMA_SQL)

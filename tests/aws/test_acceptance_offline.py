@@ -93,7 +93,7 @@ def test_a_key_nobody_uploaded_finds_no_execution(pipeline, deployment, run):
 def test_assembly_helpers_on_the_synthesized_app(pipeline):
     """What the AWS run reads from its own synth: the bootstrap version the stack requires, the
     fixed names it checks before deploying, the database it counts in."""
-    assembly = pipeline.state_dir / "cdk.out"
+    assembly = pipeline.cloud_assembly_dir
     assert acceptance.required_bootstrap_version(assembly, "AirlineBookingPipeline") >= 6
     template = acceptance.stack_template(assembly, "AirlineBookingPipeline")
     names = acceptance.fixed_names(template)

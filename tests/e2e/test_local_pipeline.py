@@ -51,7 +51,7 @@ def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):
     [result] = pipeline.run([make_file("sequence.csv", 50, seed=101)])
     assert result.status == "SUCCEEDED", result.error
 
-    assembly = CloudAssembly.load(pipeline.state_dir / "cdk.out")
+    assembly = CloudAssembly.load(pipeline.cloud_assembly_dir)
     definition = _pipeline_definition(assembly)
     for current, following in zip(result.states, result.states[1:]):
         assert following in _transitions(definition["States"][current]), (current, following)
