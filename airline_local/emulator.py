@@ -33,7 +33,7 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 # With the IAM check on, the emulator's own clients (the data engineer / deployer) sign with this
 # key: 20 characters, as moto's parser needs. Its calls are allowed unchecked and recorded
 # (docs/iam-check.md, "Built so far").
-OPERATOR_CREDENTIALS = {"aws_access_key_id": "AKIALOCALOPERATOR000", "aws_secret_access_key": "local-operator"}
+OPERATOR_CREDENTIALS = {"aws_access_key_id": "LOCALOPERATORKEY0000", "aws_secret_access_key": "local-operator"}
 
 
 class EmulatorError(RuntimeError):

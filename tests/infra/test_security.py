@@ -94,6 +94,7 @@ UNCONDITIONED_SERVICE_KEY_GRANTS: dict[tuple[str, frozenset[str]], str] = {
 FAKE_ACCOUNTS: dict[str, str] = {
     "123456789012": "moto's default account, used by the local runtime (airline_local/) and its tests",
     "111111111111": "placeholder account of an 'existing admin secret' ARN in the configuration tests",
+    "999999999999": "someone else's account in the IAM check's tests (a foreign aws:SourceArn)",
 }
 FAKE_ACCOUNT_DIRECTORIES = ("airline_local/", "tests/")
 

@@ -43,7 +43,7 @@ __all__ = [
 #: The key the broker signs its AssumeRole calls with (20 characters, as moto's parser needs). The
 #: hook lets it call sts:AssumeRole and nothing else: the broker has already checked the trust
 #: policy for the service that assumes the role.
-BROKER_ACCESS_KEY = "AKIALOCALROLEBROKER0"
+BROKER_ACCESS_KEY = "LOCALROLEBROKERKEY00"
 _BROKER_SECRET = "local-role-broker-secret-not-a-real-credential"
 
 # Refresh minted credentials well before AssumeRole's default hour runs out.
