@@ -389,14 +389,20 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _numeric(compare: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+def _ordered(parse: Callable[[str], Any], kind: str, compare: Callable[[Any, Any], bool]) -> Callable[[str, str], bool]:
+    """A Numeric*/Date* operator: both sides parsed; a policy value that does not parse is an
+    error in the policy, a request value that does not parse matches nothing."""
     def match(actual: str, expected: str) -> bool:
-        a, e = _number(actual), _number(expected)
+        a, e = parse(actual), parse(expected)
         if e is None:
-            raise InvalidPolicyError(f"numeric condition value {expected!r} is not a number")
+            raise InvalidPolicyError(f"{kind} condition value {expected!r} is not a {kind}")
         return a is not None and compare(a, e)
 
     return match
+
+
+def _numeric(compare: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+    return _ordered(_number, "number", compare)
 
 
 def _timestamp(text: str) -> dt.datetime | None:
@@ -412,13 +418,7 @@ def _timestamp(text: str) -> dt.datetime | None:
 
 
 def _date(compare: Callable[[dt.datetime, dt.datetime], bool]) -> Callable[[str, str], bool]:
-    def match(actual: str, expected: str) -> bool:
-        a, e = _timestamp(actual), _timestamp(expected)
-        if e is None:
-            raise InvalidPolicyError(f"date condition value {expected!r} is not a date")
-        return a is not None and compare(a, e)
-
-    return match
+    return _ordered(_timestamp, "date", compare)
 
 
 def _bool(actual: str, expected: str) -> bool:
