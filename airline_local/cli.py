@@ -26,10 +26,10 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from airline_local.emulator import EmulatorError
-from airline_local.job_runner import JavaNotFoundError
+from airline_local.aws.emulator import EmulatorError
+from airline_local.glue.job_runner import JavaNotFoundError
 from airline_local.local_stack import SynthError
-from airline_local.mailbox import read_email
+from airline_local.aws.mailbox import read_email
 from airline_local.pipeline import (
     DEFAULT_WARM_WORKERS,
     LocalPipeline,
@@ -38,7 +38,7 @@ from airline_local.pipeline import (
     Upload,
     temporary_state_dir,
 )
-from airline_local.postgres import PostgresError, PostgresServer
+from airline_local.warehouse.postgres import PostgresError, PostgresServer
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "bookings_sample.csv"
 DEFAULT_STATE_DIR = Path(".airline-local")
@@ -126,7 +126,7 @@ def local_sql(
     data_dir = state_dir / "postgres"
     if not data_dir.is_dir():
         _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
-    from airline_local.redshift_data import Warehouse  # imported late: psycopg is the only need here
+    from airline_local.warehouse.redshift_data import Warehouse  # imported late: psycopg is the only need here
 
     try:
         with PostgresServer(data_dir) as server:

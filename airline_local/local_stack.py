@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airline_local.cfn import ACCOUNT_ID, Template
-from airline_local.job_runner import JobRunner, JobSpec
+from airline_local.aws.cfn import ACCOUNT_ID, Template
+from airline_local.glue.job_runner import JobRunner, JobSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCAL_REGION = "us-east-1"  # the emulator's region

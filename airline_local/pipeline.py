@@ -24,11 +24,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from airline_local.emulator import Emulator
+from airline_local.aws.emulator import Emulator
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
-from airline_local.job_runner import check_java
-from airline_local.postgres import PostgresServer, check_port_free
-from airline_local.redshift_data import DataApiEmulator, Warehouse
+from airline_local.glue.job_runner import check_java
+from airline_local.warehouse.postgres import PostgresServer, check_port_free
+from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
 
 RAW_PREFIX = "raw/bookings/"
 SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
@@ -96,7 +96,7 @@ class LocalPipeline:
                  aws_port: int | None = None, warehouse_port: int | None = None,
                  warm_workers: int = DEFAULT_WARM_WORKERS) -> None:
         """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
-        JVM per run, as on AWS, several seconds slower; see airline_local.spark_worker)."""
+        JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker)."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airline_local.aws.iam.requests import Call
-from airline_local.cfn import ACCOUNT_ID
-from airline_local.emulator import Emulator
+from airline_local.aws.cfn import ACCOUNT_ID
+from airline_local.aws.emulator import Emulator
 from airline_local.local_stack import CloudAssembly, deploy, synthesize
-from airline_local.moto_patches import RUNTIME
+from airline_local.aws.moto_patches import RUNTIME
 from airline_local.pipeline import LOCAL_CONTEXT
 
 

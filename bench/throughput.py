@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from airline_local.pipeline import LocalPipeline
-from airline_local.redshift_data import DataApiEmulator
+from airline_local.warehouse.redshift_data import DataApiEmulator
 from bench import memory
 
 COPY_BLOCK_BYTES = 1 << 20

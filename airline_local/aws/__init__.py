@@ -1,1 +1,1 @@
-"""Local stand-ins for AWS behaviour that moto does not emulate."""
+"""Local stand-ins for AWS services: the moto emulator and its patches, CloudFormation resolution, the SNS mailbox and the IAM check."""

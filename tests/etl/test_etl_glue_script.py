@@ -1,7 +1,7 @@
 """ingest_bookings.py as Glue runs it: a script with Glue-style arguments, in its own process.
 
 The success test loads into a real PostgreSQL through the emulated Redshift Data API (moto
-server + airline_local.redshift_data), reached by boto3 through AWS_ENDPOINT_URL only.
+server + airline_local.warehouse.redshift_data), reached by boto3 through AWS_ENDPOINT_URL only.
 """
 
 from __future__ import annotations
@@ -122,9 +122,9 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
 @pytest.fixture(scope="module")
 def data_api_endpoint():
     """A PostgreSQL warehouse behind the Data API emulator, served by the moto server."""
-    from airline_local.emulator import Emulator
-    from airline_local.postgres import PostgresServer
-    from airline_local.redshift_data import DataApiEmulator, Warehouse
+    from airline_local.aws.emulator import Emulator
+    from airline_local.warehouse.postgres import PostgresServer
+    from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
 
     # Not pytest's tmp_path: its 0700 parents keep out the unprivileged PostgreSQL user.
     state = Path(tempfile.mkdtemp(prefix="airline-etl-tests-"))

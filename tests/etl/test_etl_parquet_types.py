@@ -22,7 +22,7 @@ import pytest
 import sqlglot
 from etl_helpers import GOOD_ROW, REPO_ROOT, rows_csv
 
-from airline_local.redshift_sql import split_statements
+from airline_local.warehouse.redshift_sql import split_statements
 
 SCHEMA_SQL = REPO_ROOT / "sql" / "001_schema.sql"
 LOAD_SQL = REPO_ROOT / "sql" / "load_bookings.sql"

@@ -64,7 +64,7 @@ def test_npx_cdk_synth_uses_the_project_cli_offline(tmp_path):
     # region), so ARNs are literals and cdk-nag's acknowledgments must match them.
     from moto.server import ThreadedMotoServer
 
-    from airline_local.postgres import free_port
+    from airline_local.warehouse.postgres import free_port
 
     port = free_port()
     sts = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airline_local.emulator import Emulator
-from airline_local.moto_patches import RUNTIME, CrawlerSettings
+from airline_local.aws.emulator import Emulator
+from airline_local.aws.moto_patches import RUNTIME, CrawlerSettings
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from airline_local.emulator import Emulator
-from airline_local.job_runner import JobSpec
+from airline_local.aws.emulator import Emulator
+from airline_local.glue.job_runner import JobSpec
 
 JOBS_DIR = Path(__file__).parent / "jobs"
 ROLE_ARN = "arn:aws:iam::123456789012:role/local"
@@ -155,7 +155,7 @@ class SynthesizedPipeline:
     def create_variant(self, name: str, mutate: Callable[[dict[str, Any]], None]) -> str:
         """A second state machine: the deployed definition changed by `mutate`, created through
         local_stack's own state-machine step (same role, type and settings). Returns its ARN."""
-        from airline_local.cfn import Template
+        from airline_local.aws.cfn import Template
         from airline_local.local_stack import _create_state_machine
 
         definition = self.definition()

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from airline_local.crawler import (
+from airline_local.glue.crawler import (
     OPEN_CSV_SERDE,
     CrawlError,
     CrawlerDefinition,

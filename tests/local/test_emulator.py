@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from airline_local.emulator import Emulator, EmulatorError
+from airline_local.aws.emulator import Emulator, EmulatorError
 
 
 @pytest.fixture(autouse=True)

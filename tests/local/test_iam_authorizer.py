@@ -24,7 +24,7 @@ from airline_local.aws.iam.template_policies import (
     UnknownManagedPolicyError,
     role_id_for,
 )
-from airline_local.cfn import ACCOUNT_ID, Template
+from airline_local.aws.cfn import ACCOUNT_ID, Template
 from airline_local.local_stack import synthesize
 from airline_local.pipeline import LOCAL_CONTEXT
 

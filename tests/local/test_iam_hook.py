@@ -17,10 +17,10 @@ from botocore.exceptions import ClientError
 from airline_local.aws.iam.authorizer import Authorizer
 from airline_local.aws.iam.principals import BROKER_ACCESS_KEY
 from airline_local.aws.iam.requests import Call, UnmappedRequestError, map_request
-from airline_local.cfn import ACCOUNT_ID
-from airline_local.emulator import OPERATOR_CREDENTIALS, Emulator
+from airline_local.aws.cfn import ACCOUNT_ID
+from airline_local.aws.emulator import OPERATOR_CREDENTIALS, Emulator
 from airline_local.local_stack import CloudAssembly, DeployedStack, deploy, synthesize
-from airline_local.moto_patches import RUNTIME
+from airline_local.aws.moto_patches import RUNTIME
 from airline_local.pipeline import LOCAL_CONTEXT
 
 

@@ -18,7 +18,7 @@ from airline_local.aws.iam.principals import (
     UnknownAccessKeyError,
 )
 from airline_local.aws.iam.template_policies import PolicyStore
-from airline_local.cfn import ACCOUNT_ID
+from airline_local.aws.cfn import ACCOUNT_ID
 from airline_local.local_stack import CloudAssembly, DeployedStack, deploy, synthesize
 from airline_local.pipeline import LOCAL_CONTEXT
 

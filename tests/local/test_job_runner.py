@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from airline_local import job_runner as runner_module
-from airline_local.job_runner import (
+from airline_local.glue import job_runner as runner_module
+from airline_local.glue.job_runner import (
     INSTALL_JAVA_HINT,
     JavaNotFoundError,
     JobRunner,

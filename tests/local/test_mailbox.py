@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
-from airline_local.mailbox import DEFAULT_SUBJECT, LOCAL_RECIPIENT, Mailbox
+from airline_local.aws.mailbox import DEFAULT_SUBJECT, LOCAL_RECIPIENT, Mailbox
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:pipeline-notifications"
 

@@ -10,9 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import JOBS_DIR, ROLE_ARN, wait_for, wait_for_execution
 
-from airline_local import moto_patches
-from airline_local.job_runner import JobSpec
-from airline_local.moto_patches import CrawlerSettings
+from airline_local.aws import moto_patches
+from airline_local.glue.job_runner import JobSpec
+from airline_local.aws.moto_patches import CrawlerSettings
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -1,4 +1,4 @@
-"""Warm Spark workers (airline_local.spark_worker, worker_pool): a job run in a reused JVM must look
+"""Warm Spark workers (airline_local.glue.spark_worker, worker_pool): a job run in a reused JVM must look
 to the script and to Glue exactly like a run in a fresh process, only faster."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airline_local.job_runner import JobRunner, JobSpec, check_java
+from airline_local.glue.job_runner import JobRunner, JobSpec, check_java
 
 # One script, its behaviour chosen by --case: what it saw is printed as one JSON line.
 PROBE = """

@@ -162,7 +162,7 @@ def _command(pid: int) -> str:
 
 
 def _is_spark_worker(pid: int) -> bool:
-    return "airline_local.spark_worker" in _command(pid)
+    return "airline_local.glue.spark_worker" in _command(pid)
 
 
 def stack_resources(pipeline: LocalPipeline) -> Resources:

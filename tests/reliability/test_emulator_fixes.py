@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 
-from airline_local.crawler import CrawlerDefinition, S3Target, run_crawl
+from airline_local.glue.crawler import CrawlerDefinition, S3Target, run_crawl
 
 
 def test_a_crawl_skips_unreadable_objects_instead_of_failing(pipeline):

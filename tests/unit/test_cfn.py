@@ -2,7 +2,7 @@
 
 import pytest
 
-from airline_local.cfn import ACCOUNT_ID, Template, UnresolvableError
+from airline_local.aws.cfn import ACCOUNT_ID, Template, UnresolvableError
 
 TEMPLATE = {
     "Parameters": {"BootstrapVersion": {"Type": "String", "Default": "/cdk-bootstrap/hnb659fds/version"}},

@@ -4,7 +4,7 @@ stand for (the job only ever saw file:// URIs, because local Spark has no S3 con
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airline_local.job_runner import JobRunner
+from airline_local.glue.job_runner import JobRunner
 
 
 def test_mirror_uris_are_restored_to_s3_and_other_values_are_kept(tmp_path):

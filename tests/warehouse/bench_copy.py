@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from warehouse_staging import BOOKINGS_SCHEMA, SCHEMA_SQL  # noqa: E402
 
-from airline_local.postgres import PostgresServer  # noqa: E402
-from airline_local.redshift_data import Warehouse  # noqa: E402
+from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
+from airline_local.warehouse.redshift_data import Warehouse  # noqa: E402
 
 
 def bookings_table(rows: int, offset: int) -> pa.Table:

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, BOOKINGS_SCHEMA, RUN_SCHEMA, SCHEMA_SQL, UTC, write_parquet
 
-from airline_local.postgres import PostgresServer
-from airline_local.redshift_data import Warehouse
+from airline_local.warehouse.postgres import PostgresServer
+from airline_local.warehouse.redshift_data import Warehouse
 
 StageFn = Callable[..., str]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from warehouse_staging import T0, booking, fetch, load_statements
 
-from airline_local.redshift_data import (
+from airline_local.warehouse.redshift_data import (
     DataApiEmulator,
     ResourceNotFoundException,
     ValidationException,

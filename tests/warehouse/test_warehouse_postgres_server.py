@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from airline_local.postgres import (
+from airline_local.warehouse.postgres import (
     PostgresError,
     PostgresNotInstalledError,
     PortInUseError,

@@ -7,7 +7,7 @@ import sqlglot
 from sqlglot import exp
 from warehouse_staging import LOAD_SQL, SCHEMA_SQL
 
-from airline_local.redshift_sql import (
+from airline_local.warehouse.redshift_sql import (
     CopyCommand,
     RedshiftSqlError,
     parse_copy,

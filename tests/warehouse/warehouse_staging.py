@@ -11,8 +11,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from airline_local.redshift_data import Warehouse
-from airline_local.redshift_sql import split_statements
+from airline_local.warehouse.redshift_data import Warehouse
+from airline_local.warehouse.redshift_sql import split_statements
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_SQL = REPO / "sql" / "001_schema.sql"

@@ -1,6 +1,6 @@
 """Every policy a synthesized template defines, with local ARNs, for the local IAM check (issue 12).
 
-:meth:`PolicyStore.from_template` reads the template through :class:`airline_local.cfn.Template`
+:meth:`PolicyStore.from_template` reads the template through :class:`airline_local.aws.cfn.Template`
 (every ``Ref``/``Fn::GetAtt``/``Fn::Join``/``Fn::Sub`` resolved, so ARNs are the local ARNs the
 emulated resources have) and collects:
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airline_local.aws.iam.evaluator import Policy, Principal
-from airline_local.cfn import ACCOUNT_ID, Template
+from airline_local.aws.cfn import ACCOUNT_ID, Template
 
 __all__ = [
     "AWS_MANAGED_POLICIES",

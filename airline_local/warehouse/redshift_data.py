@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql as pgsql
 
-from airline_local.redshift_sql import (
+from airline_local.warehouse.redshift_sql import (
     CopyCommand,
     RedshiftSqlError,
     parse_copy,

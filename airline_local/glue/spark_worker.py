@@ -3,7 +3,7 @@ after another, as fresh `python script.py ...` processes would.
 
 Why: a cold job run spends ~2 s starting the JVM and ~6 s more on class loading, JIT and code
 generation before the same work takes ~2.5 s in a warm JVM. The local job runner keeps a few of
-these processes ready (airline_local.worker_pool) so a small file goes from upload to email in
+these processes ready (airline_local.glue.worker_pool) so a small file goes from upload to email in
 seconds. AWS Glue starts a fresh environment per run; nothing the script can observe differs
 except the time it takes:
 - every run gets its own SparkSession (``newSession``: its own SQL conf, temporary views and
@@ -20,7 +20,7 @@ bookings job has no Python UDF; a job that needs one runs with ``--warm-workers 
 
 Before it says it is ready, a worker warms its JVM up on a throwaway file (:func:`warm_up`).
 
-Protocol (started by the runner as ``python -m airline_local.spark_worker``): one JSON line on
+Protocol (started by the runner as ``python -m airline_local.glue.spark_worker``): one JSON line on
 stdout once the SparkSession is up, ``{"ready": true}``; then for each request line on stdin
 ``{"script", "args", "cwd", "python_path", "stdout", "stderr", "run_dir"}`` one reply line
 ``{"exit_code": n, "healthy": bool}`` (unhealthy: the SparkContext is gone, the worker exits).

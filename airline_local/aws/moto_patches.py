@@ -7,7 +7,7 @@ behaviour it restores, is applied once (idempotent), and has a test in
 tests/local/test_moto_patches.py against a real moto server.
 
 The patched moto calls out to the local runtime through `RUNTIME` (job runner, warehouse Data API,
-mailbox, crawler timing), which `airline_local.emulator.Emulator` fills in.
+mailbox, crawler timing), which `airline_local.aws.emulator.Emulator` fills in.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ class LocalRuntime:
     """The local stand-ins the patched moto delegates to (set by the Emulator)."""
 
     endpoint_url: str | None = None
-    job_runner: Any = None  # airline_local.job_runner.JobRunner
-    data_api: Any = None  # airline_local.redshift_data.DataApiEmulator
-    mailbox: Any = None  # airline_local.mailbox.Mailbox
+    job_runner: Any = None  # airline_local.glue.job_runner.JobRunner
+    data_api: Any = None  # airline_local.warehouse.redshift_data.DataApiEmulator
+    mailbox: Any = None  # airline_local.aws.mailbox.Mailbox
     crawler_settings: CrawlerSettings = field(default_factory=CrawlerSettings)
     # Multiplies every Wait state's duration (1.0 = as written). Not an AWS behaviour: a local
     # speed knob, because the definition's waits are sized for AWS crawlers (minutes).
@@ -505,7 +505,7 @@ def run_crawlers_like_aws() -> None:
     """Glue crawler lifecycle as AWS: StartCrawler -> RUNNING -> STOPPING -> READY, with
     LastCrawl (the last *finished* crawl) {Status: SUCCEEDED | FAILED + ErrorMessage | CANCELLED};
     StartCrawler while RUNNING or STOPPING raises CrawlerRunningException; the crawl really
-    infers the tables (airline_local.crawler). moto 5.2.5: no tables, LastCrawl shows the current
+    infers the tables (airline_local.glue.crawler). moto 5.2.5: no tables, LastCrawl shows the current
     crawl with `COMPLETED`, the crawler stays RUNNING unless state transitions are configured, and
     StartCrawler is accepted while STOPPING."""
     from moto.glue.exceptions import CrawlerNotRunningException, CrawlerRunningException, GlueClientError
@@ -553,7 +553,7 @@ def run_crawlers_like_aws() -> None:
 
 
 def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
-    from airline_local import crawler as local_crawler
+    from airline_local.glue import crawler as local_crawler
 
     injected = RUNTIME.crawler_settings.take_injected_failure()
     if injected is not None:
@@ -587,7 +587,7 @@ def _client(service: str, region: str) -> Any:
     import boto3
 
     if not RUNTIME.endpoint_url:
-        raise RuntimeError("the emulator's endpoint is not set (airline_local.emulator.Emulator sets it)")
+        raise RuntimeError("the emulator's endpoint is not set (airline_local.aws.emulator.Emulator sets it)")
     return boto3.client(
         service, endpoint_url=RUNTIME.endpoint_url, region_name=region,
         aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -603,7 +603,7 @@ _JOB_RUN_TRANSITION = {"progression": "manual", "times": 2**62}
 
 
 def run_glue_jobs_locally() -> None:
-    """StartJobRun runs the job's script (airline_local.job_runner) in a background thread; the
+    """StartJobRun runs the job's script (airline_local.glue.job_runner) in a background thread; the
     run is RUNNING until the script ends, then SUCCEEDED, or FAILED / TIMEOUT with ErrorMessage.
     moto 5.2.5 runs nothing, advances a run to SUCCEEDED on its own and never sets ErrorMessage."""
     from moto.glue.models import FakeJob, FakeJobRun

@@ -38,8 +38,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from airline_local.spark_worker import WARM_UP_DIR_VARIABLE
-from airline_local.worker_pool import WarmWorker, WorkerPool, kill_process_group
+from airline_local.glue.spark_worker import WARM_UP_DIR_VARIABLE
+from airline_local.glue.worker_pool import WarmWorker, WorkerPool, kill_process_group
 
 LOG = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class JobRunner:
         worker_max_runs: int = 50,
         warm_up_workers: bool = True,
     ) -> None:
-        """``warm_workers``: warm Spark workers per job (airline_local.worker_pool), which is
+        """``warm_workers``: warm Spark workers per job (airline_local.glue.worker_pool), which is
         also how many of its runs execute at once (more wait for a free worker); 0 runs every
         job in a fresh process, as Glue does: no limit, each run pays the JVM's start-up.
         ``warm_up_workers``: run the worker's warm-up job before its first run (a few seconds
@@ -277,7 +277,7 @@ class JobRunner:
 
     def _run_in_worker(self, pool: WorkerPool, script: Path, arguments: list[str],
                        python_path: list[str], run_dir: Path, timeout: float) -> int | None:
-        """The script in a warm worker (airline_local.spark_worker); exit code, None on timeout
+        """The script in a warm worker (airline_local.glue.spark_worker); exit code, None on timeout
         (the time spent waiting for a free worker counts)."""
         deadline = time.monotonic() + timeout
         stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"

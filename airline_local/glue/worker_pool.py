@@ -1,4 +1,4 @@
-"""Warm Glue workers (airline_local.spark_worker processes) for the local job runner.
+"""Warm Glue workers (airline_local.glue.spark_worker processes) for the local job runner.
 
 A pool per registered job keeps up to ``size`` workers whose SparkSession is already up; a run
 takes an idle one (or waits for one, when all are busy) and hands it back afterwards. A worker is retired after ``max_runs`` runs, or when it died or lost its
@@ -24,14 +24,14 @@ LOG = logging.getLogger(__name__)
 
 
 class WarmWorker:
-    """One `python -m airline_local.spark_worker` process in its own process group."""
+    """One `python -m airline_local.glue.spark_worker` process in its own process group."""
 
     def __init__(self, python: Path, env: dict[str, str], cwd: Path, log_path: Path) -> None:
         self.log_path = log_path
         cwd.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(python), "-m", "airline_local.spark_worker"], cwd=cwd, env=env,
+                [str(python), "-m", "airline_local.glue.spark_worker"], cwd=cwd, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0,
                 start_new_session=True,  # own group: its JVM goes with it when it is killed
             )

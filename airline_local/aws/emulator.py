@@ -23,10 +23,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from airline_local import moto_patches
-from airline_local.job_runner import JobRunner
-from airline_local.mailbox import Mailbox
-from airline_local.moto_patches import RUNTIME, CrawlerSettings
+from airline_local.aws import moto_patches
+from airline_local.glue.job_runner import JobRunner
+from airline_local.aws.mailbox import Mailbox
+from airline_local.aws.moto_patches import RUNTIME, CrawlerSettings
 
 HOST = "127.0.0.1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -132,7 +132,7 @@ class Emulator:
 
     def start_iam_check(self, template: Any) -> Any:
         """Authorize every request from now on against ``template``'s policies (an
-        :class:`airline_local.cfn.Template` already deployed, so its roles exist in the emulated
+        :class:`airline_local.aws.cfn.Template` already deployed, so its roles exist in the emulated
         IAM). Needs ``Emulator(iam_check=True)``. Returns the installed
         :class:`~airline_local.aws.iam.requests.IamCheck`; ``self.role_broker`` mints role credentials."""
         from airline_local.aws.iam.principals import Credentials, Identity, PrincipalRegistry, RoleBroker
