@@ -12,6 +12,7 @@ that was sent.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -19,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
 from airline_local.glue.job_runner import check_java
@@ -94,15 +96,24 @@ class LocalPipeline:
     def __init__(self, state_dir: Path, *, context: dict[str, Any] | None = None,
                  on_email: Callable[[Path], None] | None = None,
                  aws_port: int | None = None, warehouse_port: int | None = None,
-                 warm_workers: int = DEFAULT_WARM_WORKERS) -> None:
+                 warm_workers: int = DEFAULT_WARM_WORKERS, iam_check: bool = False,
+                 template_transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None) -> None:
         """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
-        JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker)."""
+        JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker).
+        ``iam_check``: authorize every emulator call against the template's policies
+        (docs/iam-check.md). ``template_transform``: edits a deep copy of the synthesized template
+        body before the deploy and the IAM check read it (returns the body, or None when it edited
+        in place); for tests that remove a grant or add a Deny (tests/local/iam_mutations.py)."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
         self.aws_port = aws_port
         self.warehouse_port = warehouse_port
         self.warm_workers = warm_workers
+        self.iam_check = iam_check
+        self.template_transform = template_transform
+        self.template: Template | None = None  # the template deployed (transformed, if asked)
+        self.iam: Any = None  # the IamCheck in force (iam_check=True)
         self.postgres: PostgresServer | None = None
         self.emulator: Emulator | None = None
         self.data_api: DataApiEmulator | None = None
@@ -124,18 +135,22 @@ class LocalPipeline:
         try:
             # The synthesized app: in the state directory, or in a synth cache shared by processes.
             self.cloud_assembly_dir = synthesize(self.state_dir / "cdk.out", self.context)
-            assembly = CloudAssembly.load(self.cloud_assembly_dir)
+            assembly = _transformed(CloudAssembly.load(self.cloud_assembly_dir), self.template_transform)
+            self.template = assembly.template
             self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.apply_schema(SCHEMA_SQL)
             self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
-                                     warm_workers=self.warm_workers)
+                                     warm_workers=self.warm_workers, iam_check=self.iam_check)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api
             if self.on_email is not None:
                 on_email = self.on_email
                 self.emulator.mailbox.on_message = lambda _message, path: on_email(path)
+            if self.iam_check:
+                # On before the deploy: every deploy call is mapped (the operator's, unchecked).
+                self.iam = self.emulator.start_iam_check(assembly.template)
             self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner)
         except BaseException:
             self.stop()
@@ -288,6 +303,17 @@ class LocalPipeline:
         if self.stack is None or self.emulator is None:
             raise PipelineError("the local pipeline is not started")
         return self.stack
+
+
+def _transformed(assembly: CloudAssembly,
+                 transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> CloudAssembly:
+    if transform is None:
+        return assembly
+    body = copy.deepcopy(dict(assembly.template.body))  # the synth cache's copy stays untouched
+    changed = transform(body)
+    template = assembly.template
+    return replace(assembly, template=Template(body if changed is None else changed,
+                                               region=template.region, stack_name=template.stack_name))
 
 
 def _body(message: EmailMessage) -> str:
