@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 import bookings_contract as contract
 import bookings_io
+import bookings_metrics
 import bookings_load
 import bookings_transform as transform
 
@@ -53,6 +54,7 @@ class JobArguments:
     target: bookings_load.RedshiftTarget
     copy_role_arn: str
     max_reject_ratio: float
+    job_name: str = UNSET  # Glue's --JOB_NAME: the dimension of the run's metrics
 
     @property
     def root(self) -> str:
@@ -94,6 +96,7 @@ def parse_arguments(argv: list[str]) -> JobArguments:
             cluster_id=optional("redshift_cluster_id"), db_user=optional("redshift_db_user")),
         copy_role_arn=options["redshift_copy_role_arn"],
         max_reject_ratio=ratio,
+        job_name=options["JOB_NAME"],
     )
 
 
@@ -228,7 +231,11 @@ def load(args: JobArguments, summary: RunSummary, load_sql_path: str | None = No
 
 
 def _write_summary(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
-    bookings_io.write_text(spark, args.summary_uri, summary.to_json(datetime.now(timezone.utc)))
+    document = summary.to_json(datetime.now(timezone.utc))
+    bookings_io.write_text(spark, args.summary_uri, document)
+    # The run's metrics, read from the summary as written (one source of the numbers): one EMF
+    # line on stdout, which CloudWatch Logs turns into metrics (bookings_metrics).
+    print(bookings_metrics.emf_line(json.loads(document), args.job_name), flush=True)
 
 
 def main(argv: list[str]) -> None:

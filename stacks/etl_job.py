@@ -23,7 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_SCRIPT = PROJECT_ROOT / "glue_scripts" / "ingest_bookings.py"
 PYTHON_MODULES = tuple(
     PROJECT_ROOT / "glue_scripts" / name
-    for name in ("bookings_contract.py", "bookings_transform.py", "bookings_load.py", "bookings_io.py")
+    for name in ("bookings_contract.py", "bookings_transform.py", "bookings_load.py", "bookings_io.py",
+                 "bookings_metrics.py")
 )
 LOAD_SQL = PROJECT_ROOT / "sql" / "load_bookings.sql"
 # Glue puts --extra-py-files on the path under their S3 names, and a file asset's name is its hash:

@@ -10,6 +10,7 @@ from stacks.catalog import Catalog
 from stacks.config import PipelineConfig, config_from_node
 from stacks.etl_job import EtlJob
 from stacks.notifications import Notifications
+from stacks.observability import Observability
 from stacks.orchestration import Orchestration
 from stacks.storage import RAW_PREFIX, Storage
 from stacks.warehouse import Warehouse
@@ -54,6 +55,17 @@ class PipelineStack(Stack):
         )
         self.audit = Audit(
             self, "Audit", config=cfg, watched_bucket=bucket, access_log_bucket=self.storage.access_log_bucket
+        )
+        # The operator's dashboard and the reject-ratio alarm (stacks/observability.py).
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=cfg,
+            state_machines={"Per-file ingestion": self.orchestration.state_machine},
+            dead_letter_queue=self.orchestration.dead_letter_queue,
+            job_name=self.etl.job.job_name,
+            topic=self.notifications.topic,
+            alarms=self.orchestration.alarms,
         )
 
         CfnOutput(self, "RawBucketName", value=bucket.bucket_name, description=f"Upload booking files under {RAW_PREFIX}")
