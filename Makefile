@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements.lock
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot
+.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot diagrams
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -35,6 +35,10 @@ bench: install
 ## runs the sample, destroys it); needs AIRLINE_AWS_TEST=1, credentials and a region, else it skips
 aws-test: install
 	$(PY) -m pytest -m aws -s tests/aws
+
+## diagrams: redraw docs/architecture.md's state machine diagrams from the synthesized template
+diagrams: install
+	$(PY) -m airline_local.diagram
 
 ## integ-snapshot: rewrite tests/integ/integ_pipeline.py.snapshot/, the CDK integ test's assembly
 integ-snapshot: install
