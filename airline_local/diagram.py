@@ -85,11 +85,10 @@ _COMPARISONS = {
 
 def condition_text(rule: Mapping[str, Any]) -> str:
     """A Choice rule in a few words: `$.x == "A"`, `$.y present`, `a and b`."""
-    if "And" in rule:
-        return " and ".join(condition_text(r) for r in rule["And"])
-    if "Or" in rule:
-        return " or ".join(f"({condition_text(r)})" if ("And" in r or "Or" in r) else condition_text(r)
-                           for r in rule["Or"])
+    if "And" in rule or "Or" in rule:
+        joiner = "And" if "And" in rule else "Or"
+        return f" {joiner.lower()} ".join(
+            f"({condition_text(r)})" if ("And" in r or "Or" in r) else condition_text(r) for r in rule[joiner])
     if "Not" in rule:
         return f"not ({condition_text(rule['Not'])})"
     if "Condition" in rule:  # JSONata

@@ -78,6 +78,14 @@ def test_a_distributed_map_is_a_subgraph_of_its_item_processor():
     assert '|"otherwise"|' in chart
 
 
+def test_nested_conditions_keep_their_grouping():
+    either = {"Or": [{"Variable": "$.s", "StringEquals": "RUNNING"}, {"Variable": "$.s", "StringEquals": "STOPPING"}]}
+    text = diagram.condition_text({"And": [either, {"Variable": "$polls", "NumericLessThan": 60}]})
+    assert text == '($.s == "RUNNING" or $.s == "STOPPING") and $polls < 60'
+    assert diagram.condition_text({"Not": {"Variable": "$.x", "IsNull": True}}) == "not ($.x null)"
+    assert diagram.condition_text({"Variable": "$.a", "NumericGreaterThanPath": "$.b"}) == "$.a > $.b"
+
+
 def test_check_mode_fails_on_a_stale_document(tmp_path, cloud_assembly, monkeypatch):
     template = cloud_assembly / diagram.STACK_TEMPLATE
     stale = tmp_path / "architecture.md"
