@@ -102,8 +102,8 @@ class LocalPipeline:
         JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker).
         ``iam_check``: authorize every emulator call against the template's policies
         (docs/iam-check.md). ``template_transform``: edits a deep copy of the synthesized template
-        body before the deploy and the IAM check read it (returns the body, or None when it edited
-        in place); for tests that remove a grant or add a Deny (tests/local/iam_mutations.py)."""
+        body before the deploy and the IAM check read it (returns a new body, or edits in place and
+        returns anything else); for tests that remove a grant or add a Deny (tests/local/iam_mutations.py)."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
@@ -156,6 +156,18 @@ class LocalPipeline:
             self.stop()
             raise
         return self
+
+    def check_iam_with(self, template_transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> Any:
+        """From now on, authorize every call against a copy of the synthesized template edited by
+        ``template_transform`` (None: the template as synthesized), without a new deploy: for edits
+        of IAM policies only (tests/local/iam_mutations.py). Returns the IamCheck in force."""
+        self._require_stack()
+        if not self.iam_check:
+            raise PipelineError("the IAM check is off for this pipeline: create it with iam_check=True")
+        assembly = _transformed(CloudAssembly.load(self.cloud_assembly_dir), template_transform)  # type: ignore[arg-type]
+        self.template = assembly.template
+        self.iam = self.emulator.start_iam_check(assembly.template)  # type: ignore[union-attr]
+        return self.iam
 
     def stop(self) -> None:
         if self.data_api is not None:
@@ -242,12 +254,16 @@ class LocalPipeline:
         name = description["name"]
         status = description["status"]
         summary = self._run_summary(name)
+        notification = self._notification_for(name)
         error = None
         if status != "SUCCEEDED":
             error = (summary or {}).get("error") or description.get("cause") or description.get("error")
+            if notification is None:
+                # No email (e.g. a denied Publish): the last task failure is the one to report.
+                error = _with_last_task_failure(error, history)
         return RunResult(
             file=str(upload.file), key=upload.key, execution_name=name, status=status,
-            summary=summary, notification=self._notification_for(name), error=error,
+            summary=summary, notification=notification, error=error,
             states=states, seconds=round(time.monotonic() - started, 2),
         )
 
@@ -305,6 +321,27 @@ class LocalPipeline:
         return self.stack
 
 
+def last_task_failure(history: Sequence[dict[str, Any]]) -> str | None:
+    """'<state>: <error>: <cause>' of the execution's last TaskFailed event, if any."""
+    state = None
+    failure = None
+    for event in history:
+        entered = event.get("stateEnteredEventDetails")
+        if entered:
+            state = entered.get("name")
+        details = event.get("taskFailedEventDetails")
+        if event.get("type") == "TaskFailed" and details is not None:
+            failure = f"{state}: {details.get('error')}: {details.get('cause')}"
+    return failure
+
+
+def _with_last_task_failure(error: str | None, history: Sequence[dict[str, Any]]) -> str | None:
+    failure = last_task_failure(history)
+    if failure is None or (error and failure in error):
+        return error
+    return f"no notification was sent; last task failure: {failure}" + (f" (run error: {error})" if error else "")
+
+
 def _transformed(assembly: CloudAssembly,
                  transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> CloudAssembly:
     if transform is None:
@@ -312,7 +349,7 @@ def _transformed(assembly: CloudAssembly,
     body = copy.deepcopy(dict(assembly.template.body))  # the synth cache's copy stays untouched
     changed = transform(body)
     template = assembly.template
-    return replace(assembly, template=Template(body if changed is None else changed,
+    return replace(assembly, template=Template(changed if isinstance(changed, dict) else body,
                                                region=template.region, stack_name=template.stack_name))
 
 

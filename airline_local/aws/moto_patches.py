@@ -874,7 +874,14 @@ def _iam_error(service: str, verdict: Any) -> Exception:
         return json_error
     query_error = _RESTError(code, message)
     query_error.code = status
+    # AWS's query-protocol error carries a RequestId next to the Error (moto's lacks it, and the
+    # state machine's SNS integration reads it to build the task failure's cause).
+    from xmltodict import unparse
+
+    query_error.description = unparse({"ErrorResponse": {
+        "Error": {"Type": "Sender", "Code": code, "Message": message}, "RequestId": "local-iam-check"}}, full_document=True)
     return query_error
+
 
 
 def _s3_error(code: str, message: str, status: int) -> Exception:
@@ -900,6 +907,127 @@ def _s3_error(code: str, message: str, status: int) -> Exception:
     return error
 
 
+# --------------------------------------------------------------------------------------------
+# h. IAM check: Step Functions tasks sign as the state machine's role
+# --------------------------------------------------------------------------------------------
+
+#: Step Functions' session name for the role it assumes is opaque (not documented): one fixed name
+#: keeps one credential per role (only equality matters, for ${aws:userid}; docs/aws-notes.md).
+STATE_MACHINE_SESSION_NAME = "StepFunctionsExecution"
+STATES_SERVICE_PRINCIPAL = "states.amazonaws.com"
+
+_task_clients: dict[tuple[str, str, str, str], Any] = {}
+_task_clients_lock = threading.Lock()
+
+
+def sign_state_machine_tasks_with_its_role() -> None:
+    """A state machine's tasks call AWS as the state machine's role, which Step Functions assumes
+    as states.amazonaws.com with aws:SourceArn = the state machine. moto 5.2.5 hands each task the
+    role ARN and then signs every integration (aws-sdk, glue, sns, ...) with the fixed key `ak`. With
+    the IAM check on, the tasks' clients carry the role session's credentials from the RoleBroker
+    (the trust policy is checked first); with it off, moto's client, unchanged. moto imported
+    `boto_client_for` into each integration module by name: every such module gets ours."""
+    import importlib
+    import pkgutil
+
+    from moto.stepfunctions.parser import asl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original_credentials = state_task.StateTask.__dict__["_eval_state_credentials"]
+    moto_boto_client_for = getattr(boto_client.boto_client_for, "__wrapped_moto__", boto_client.boto_client_for)
+
+    def _eval_state_credentials(self: Any, env: Any) -> Any:
+        credentials = original_credentials(self, env)
+        if self.credentials:  # a task's own Credentials.RoleArn (a role the state machine role assumes)
+            return credentials
+        machine_arn = env.states.context_object.context_object_data["StateMachine"]["Id"]
+        return StateMachineCredentials(role_arn=credentials.role_arn, state_machine_arn=machine_arn)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        check = RUNTIME.iam_check
+        if check is None:
+            return moto_boto_client_for(region, service, state_credentials)
+        return _state_machine_client(_role_broker(check), region, service, state_credentials)
+
+    boto_client_for.__wrapped_moto__ = moto_boto_client_for  # type: ignore[attr-defined]
+
+    @dataclass
+    class StateMachineCredentials(StateCredentials):
+        state_machine_arn: str = ""
+
+    _replace(state_task.StateTask, "_eval_state_credentials", _eval_state_credentials)
+    for module in state_machine_modules_using_moto_client(pkgutil, importlib, asl, moto_boto_client_for):
+        _replace(module, "boto_client_for", boto_client_for)
+    _replace(boto_client, "boto_client_for", boto_client_for)
+
+
+def state_machine_modules_using_moto_client(pkgutil: Any, importlib: Any, package: Any, moto_client: Any) -> list[Any]:
+    """Every module of moto's state machine interpreter holding moto's own `boto_client_for`."""
+    found = []
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".", onerror=lambda _name: None):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # moto 5.2.5 ships modules it cannot import (static_analyser): never run
+            continue
+        if getattr(module, "boto_client_for", None) is moto_client:
+            found.append(module)
+    return found
+
+
+def _role_broker(check: Any) -> Any:
+    """The RoleBroker minting the actors' sessions (IamCheck.role_broker, else the running emulator's)."""
+    broker = getattr(check, "role_broker", None)
+    if broker is None:
+        from airline_local.aws.emulator import Emulator
+
+        broker = getattr(Emulator.running(), "role_broker", None)
+    if broker is None:
+        raise RuntimeError("local IAM check: no role broker (airline_local.aws.emulator.Emulator.start_iam_check sets it)")
+    return broker
+
+
+def _only_state_machine_of(role_arn: str | None, region: str) -> str:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    account = (role_arn or "::::").split(":")[4]
+    arns = [m.arn for m in stepfunctions_parser_backends[account][region].state_machines if m.roleArn == role_arn]
+    if len(arns) != 1:
+        raise RuntimeError(f"local IAM check: cannot tell which state machine calls as role {role_arn} "
+                           f"(state machines with that role: {arns}); a task's own Credentials are not emulated")
+    return arns[0]
+
+
+def _state_machine_client(broker: Any, region: str, service: str, state_credentials: Any) -> Any:
+    from botocore.config import Config
+    import boto3
+
+    role_arn = getattr(state_credentials, "role_arn", None)
+    # moto's distributed Map S3 reader/writer build plain StateCredentials: the machine of that role.
+    machine_arn = getattr(state_credentials, "state_machine_arn", "") or _only_state_machine_of(role_arn, region)
+    account = machine_arn.split(":")[4]
+    credentials = broker.credentials(role_arn, STATE_MACHINE_SESSION_NAME, STATES_SERVICE_PRINCIPAL,
+                                     machine_arn, account)
+    key = (service, region, RUNTIME.endpoint_url or "", credentials.access_key_id)
+    client = _task_clients.get(key)
+    if client is None:
+        with _task_clients_lock:  # creating boto3 clients is not thread-safe; using them is
+            client = _task_clients.get(key)
+            if client is None:
+                from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+                # moto's own client settings (no validation, one attempt), signed as the role session.
+                client = boto3.session.Session().client(
+                    service, region_name=region, endpoint_url=RUNTIME.endpoint_url,
+                    config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                                  connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS),
+                    **credentials.as_client_kwargs())
+                _task_clients[key] = client
+    return client
+
+
 PATCHES: tuple[Callable[[], None], ...] = (
     emit_s3_events_to_eventbridge_like_aws,
     start_executions_from_eventbridge_targets,
@@ -914,4 +1042,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     deliver_sns_to_mailbox,
     route_redshift_data_to_local_warehouse,
     check_iam_of_every_call,
+    sign_state_machine_tasks_with_its_role,
 )

@@ -276,6 +276,8 @@ def s3_operation(method: str, bucket: str | None, key: str | None, query: Mappin
         return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, f"{method} object")
     if "notification" in sub:
         return {"GET": "GetBucketNotificationConfiguration", "PUT": "PutBucketNotificationConfiguration"}.get(method, "?")
+    if "versioning" in sub:
+        return {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"}.get(method, "?")
     if "delete" in sub and method == "POST":
         return "DeleteObjects"
     if "versions" in sub and method == "GET":
@@ -320,6 +322,8 @@ def _s3_asks(call: Call) -> list[Ask]:
         "DeleteBucket": ("s3:DeleteBucket", bucket_arn),
         "GetBucketLocation": ("s3:GetBucketLocation", bucket_arn),
         "ListObjectVersions": ("s3:ListBucketVersions", bucket_arn),
+        "GetBucketVersioning": ("s3:GetBucketVersioning", bucket_arn),
+        "PutBucketVersioning": ("s3:PutBucketVersioning", bucket_arn),
         "PutBucketNotificationConfiguration": ("s3:PutBucketNotification", bucket_arn),
         "GetBucketNotificationConfiguration": ("s3:GetBucketNotification", bucket_arn),
         "GetObjectTagging": ("s3:GetObjectVersionTagging" if versioned else "s3:GetObjectTagging", object_arn),

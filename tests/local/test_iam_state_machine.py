@@ -1,0 +1,106 @@
+"""IAM check, wiring step 4 (issue 12): the state machine's tasks call AWS as the state machine's
+role session (Step Functions assumes it as states.amazonaws.com with aws:SourceArn = the state
+machine), on a real moto server, with the REAL synthesized template and mutated copies of it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airline_local.aws.cfn import ACCOUNT_ID
+from airline_local.aws.moto_patches import (
+    RUNTIME,
+    STATE_MACHINE_SESSION_NAME,
+    state_machine_modules_using_moto_client,
+)
+from airline_local.generator import write_csv
+from airline_local.pipeline import LocalPipeline, temporary_state_dir
+from tests.local.iam_mutations import actor_role, remove_action
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[LocalPipeline]:
+    with temporary_state_dir("airline-iam-sfn-") as state_dir, \
+            LocalPipeline(state_dir, iam_check=True, warm_workers=0) as running:
+        running.emulator.wait_time_scale = 0.2
+        yield running
+
+
+@pytest.fixture
+def mutate(pipeline: LocalPipeline) -> Iterator[Any]:
+    """mutate(fn): the IAM check of the running pipeline reads the template as edited by fn; the
+    synthesized template is back in force after the test."""
+    yield pipeline.check_iam_with
+    pipeline.check_iam_with(None)
+
+
+@pytest.fixture
+def booking_file(tmp_path):
+    def make(name: str) -> Any:
+        path = tmp_path / name
+        write_csv(path, 20, seed=7)
+        return path
+    return make
+
+
+def role_name(pipeline: LocalPipeline, actor: str) -> str:
+    return pipeline.template.name_of(actor_role(pipeline.template.body, actor))
+
+
+def session_arn(pipeline: LocalPipeline, actor: str, session: str) -> str:
+    return f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role_name(pipeline, actor)}/{session}"
+
+
+def test_no_interpreter_module_keeps_motos_client_and_tasks_sign_as_the_role(pipeline):
+    from moto.stepfunctions.parser import asl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    ours = boto_client.boto_client_for
+    moto_original = ours.__wrapped_moto__
+    assert state_machine_modules_using_moto_client(pkgutil, importlib, asl, moto_original) == []
+    assert state_task_service_aws_sdk.boto_client_for is ours
+
+    machine = pipeline.stack.state_machine_arn
+    role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name(pipeline, 'state_machine')}"
+    credentials = type("Creds", (), {"role_arn": role_arn, "state_machine_arn": machine})()
+    identity = ours("us-east-1", "sts", credentials).get_caller_identity()
+    assert identity["Arn"] == session_arn(pipeline, "state_machine", STATE_MACHINE_SESSION_NAME)
+    # With the check off: moto's own client, its fixed key.
+    check, RUNTIME.iam_check = RUNTIME.iam_check, None
+    try:
+        assert ours("us-east-1", "sts", credentials)._request_signer._credentials.access_key == "ak"
+    finally:
+        RUNTIME.iam_check = check
+
+
+def test_without_get_crawler_the_catch_sees_access_denied_and_the_email_names_it(pipeline, mutate, booking_file):
+    mutate(lambda body: remove_action(body, actor_role(body, "state_machine"), "glue:GetCrawler"))
+    [result] = pipeline.run([booking_file("no-get-crawler.csv")], timeout=300)
+    assert result.status == "FAILED", result
+    assert "Get crawler failed" in result.states and "Notify failure" in result.states
+    assert result.notification is not None, result
+    crawler_arn = f"arn:aws:glue:us-east-1:{ACCOUNT_ID}:crawler/{pipeline.stack.crawler_names[0]}"
+    for part in ("Glue.AccessDeniedException",
+                 f"User: {session_arn(pipeline, 'state_machine', STATE_MACHINE_SESSION_NAME)} is not authorized "
+                 f"to perform: glue:GetCrawler on resource: {crawler_arn}"):
+        assert part in result.notification["message"], result.notification["message"]
+
+
+def test_without_generate_data_key_on_the_topic_key_no_email_is_sent_and_the_run_names_the_kms_denial(
+        pipeline, mutate, booking_file):
+    mutate(lambda body: remove_action(body, actor_role(body, "state_machine"), "kms:GenerateDataKey*"))
+    before = len(pipeline.emulator.mailbox.messages())
+    [result] = pipeline.run([booking_file("no-data-key.csv")], timeout=600)
+    assert result.status == "FAILED" and result.notification is None, result
+    assert len(pipeline.emulator.mailbox.messages()) == before
+    key_arn = pipeline.iam.store.encryption_of(pipeline.stack.topic_arns[0]).key_arn
+    for part in ("no notification was sent; last task failure: Notify",
+                 f"{session_arn(pipeline, 'state_machine', STATE_MACHINE_SESSION_NAME)} is not authorized to perform: "
+                 f"kms:GenerateDataKey on resource: {key_arn}",
+                 f"on behalf of sns:Publish on {pipeline.stack.topic_arns[0]}"):
+        assert part in result.error, result.error
