@@ -4,12 +4,16 @@ The server lives in a data directory that persists between runs (the local wareh
 restarts), listens on 127.0.0.1 only, and requires a password generated at initdb time and kept
 in the data directory (mode 0600), so other local users cannot read or change the warehouse.
 PostgreSQL refuses to run as root: as root, the server runs as the unprivileged `postgres` user
-that Debian's package creates, and the data directory belongs to it.
+that Debian's package creates, and the data directory belongs to it. When that user cannot enter
+the directory asked for (e.g. a state directory under a private `mktemp -d` directory, or under
+/root), the data directory is made under RELOCATED_HOME instead, owned by that user, and a
+symbolic link at the place asked for points to it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import secrets
@@ -31,6 +35,10 @@ LOG_FILE = "server.log"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes, with the trailing NUL).
 MAX_SOCKET_PATH = 107
 INSTALL_HINT = "install PostgreSQL's server with `apt-get install -y postgresql`"
+# As root: where data directories go that the server user could not reach where they were asked for.
+RELOCATED_HOME = Path("/var/lib/airline-local/postgres")
+# Next to a relocated data directory: the link that points to it (so an orphan can be found).
+LINK_RECORD_SUFFIX = ".link"
 
 
 class PostgresError(RuntimeError):
@@ -101,8 +109,10 @@ class PostgresServer:
     `stop()` stops the server only if this object started it.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, start_timeout: float = 60.0):
+    def __init__(self, data_dir: Path, port: int | None = None, *, start_timeout: float = 60.0,
+                 relocated_home: Path = RELOCATED_HOME):
         self.data_dir = Path(data_dir).absolute()
+        self._relocated_home = Path(relocated_home)
         self._requested_port = port
         self._port: int | None = None
         self._last_port: int | None = None  # reused by a restart: handed-out DSNs stay valid
@@ -145,6 +155,7 @@ class PostgresServer:
         if self._port is not None:
             return self
         self._bindir = find_bindir()
+        self.data_dir = self._reachable_data_dir(self.data_dir)
         initialized = (self.data_dir / "PG_VERSION").is_file()
         running_port = self._running_port() if initialized else None
         if running_port is None and self._requested_port is not None:
@@ -326,6 +337,58 @@ class PostgresServer:
         user = self._server_user()
         if user is not None:
             os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _reachable_data_dir(self, asked: Path) -> Path:
+        """Where the server's files are: ``asked``, unless we are root and the server user cannot
+        reach it (a private parent directory); then a directory of that user's own under the
+        relocated home, linked from ``asked`` (found again through the link on the next start)."""
+        if self._run_as is None:
+            return asked
+        if asked.is_symlink():
+            return asked.resolve()
+        if self._server_user_can_enter(asked.parent):
+            return asked
+        if asked.exists():
+            if any(asked.iterdir()):
+                return asked  # someone's files: used, or refused, as they are
+            asked.rmdir()
+        home = self._relocated_home
+        home.mkdir(parents=True, exist_ok=True, mode=0o711)
+        if not self._server_user_can_enter(home):
+            raise PostgresError(
+                f"PostgreSQL refuses to run as root, so it runs as the user {self._run_as!r}, which can "
+                f"reach neither {asked} nor {home}: give a data directory that user can enter"
+            )
+        self._forget_orphans(home)
+        name = hashlib.sha256(str(asked).encode()).hexdigest()[:16]
+        target = home / name
+        target.mkdir(mode=0o700)
+        self._give_to_server_user(target)
+        (home / (name + LINK_RECORD_SUFFIX)).write_text(str(asked))
+        asked.parent.mkdir(parents=True, exist_ok=True)
+        asked.symlink_to(target, target_is_directory=True)
+        return target
+
+    @staticmethod
+    def _forget_orphans(home: Path) -> None:
+        """Remove relocated data directories whose link is gone (its state directory was deleted)
+        and whose server is not running."""
+        for record in home.glob("*" + LINK_RECORD_SUFFIX):
+            target = home / record.name.removesuffix(LINK_RECORD_SUFFIX)
+            link = Path(record.read_text().strip())
+            if link.is_symlink() and link.resolve() == target.resolve():
+                continue
+            if (target / "postmaster.pid").exists():
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+            record.unlink(missing_ok=True)
+
+    def _server_user_can_enter(self, directory: Path) -> bool:
+        """Whether the server user can search ``directory`` (the nearest existing ancestor, for
+        one still to be made), every directory above it included."""
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+        return self._run(["test", "-x", str(directory)]).returncode == 0
 
     def _check_server_user_can_reach(self) -> None:
         if self._run_as is None:

@@ -103,12 +103,41 @@ def test_non_empty_foreign_directory_is_refused(scratch):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to the postgres user")
-def test_as_root_the_server_runs_as_postgres_and_refuses_unreachable_dirs(pg_server, tmp_path):
+def test_as_root_the_server_runs_as_postgres(pg_server):
     owner = pwd.getpwuid(pg_server.data_dir.stat().st_uid).pw_name
     assert owner == "postgres"
     postmaster_pid = int((pg_server.data_dir / "postmaster.pid").read_text().splitlines()[0])
     assert Path(f"/proc/{postmaster_pid}").stat().st_uid == pwd.getpwnam("postgres").pw_uid
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o700)
-    with pytest.raises(PostgresError, match="cannot reach"):
-        PostgresServer(locked / "pgdata").start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to the postgres user")
+def test_as_root_a_data_dir_the_server_user_cannot_reach_is_relocated_and_linked(scratch):
+    """`--state-dir` under a private `mktemp -d` directory (mode 0700): the files go to a
+    directory of the postgres user's own, linked from the place asked for, found again on the
+    next start; a relocated directory whose link is gone is removed by the next relocation."""
+    private = Path(tempfile.mkdtemp(prefix="airline-private-"))
+    home = scratch / "relocated"
+    try:
+        assert private.stat().st_mode & 0o777 == 0o700
+        asked = private / "state" / "postgres"
+        server = PostgresServer(asked, relocated_home=home).start()
+        try:
+            with psycopg.connect(server.dsn) as conn:
+                conn.execute("CREATE TABLE kept (n int)")
+                conn.execute("INSERT INTO kept VALUES (7)")
+        finally:
+            server.stop()
+        assert asked.is_symlink() and asked.resolve().parent == home.resolve()
+        assert pwd.getpwuid(asked.resolve().stat().st_uid).pw_name == "postgres"
+        assert asked.resolve().stat().st_mode & 0o777 == 0o700
+        with PostgresServer(asked, relocated_home=home) as again, psycopg.connect(again.dsn) as conn:
+            assert conn.execute("SELECT n FROM kept").fetchall() == [(7,)]
+        orphan = asked.resolve()
+        shutil.rmtree(private / "state")  # the state directory goes; its link with it
+        other = private / "other" / "postgres"
+        with PostgresServer(other, relocated_home=home):
+            pass
+        assert not orphan.exists() and other.resolve().is_dir()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
