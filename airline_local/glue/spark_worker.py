@@ -18,7 +18,9 @@ run's stderr (the run's stderr names that file), and Spark's Python workers (Pyt
 the worker's sys.path, so a UDF importing a module of --extra-py-files would not find it. The
 bookings job has no Python UDF; a job that needs one runs with ``--warm-workers 0``.
 
-Before it says it is ready, a worker warms its JVM up on a throwaway file (:func:`warm_up`).
+Before it says it is ready, a worker warms its JVM up on a throwaway file (:func:`warm_up`),
+unless a run request is already waiting: the runner writes its request without waiting for
+the ready line, and the warm-up gives way to it.
 
 Protocol (started by the runner as ``python -m airline_local.glue.spark_worker``): one JSON line on
 stdout once the SparkSession is up, ``{"ready": true}``; then for each request line on stdin
@@ -33,7 +35,10 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import select
 import sys
+import threading
+import time
 import traceback
 import zipimport
 from typing import Any, TextIO
@@ -161,15 +166,42 @@ def _healthy(base: Any) -> bool:
         return False
 
 
+def _warm_up_unless_asked(base: Any, directory: str, requests: TextIO) -> None:
+    """The warm-up, abandoned as soon as a run request is waiting on ``requests`` (the runner
+    may send one before this worker said it is ready): a run never waits for a throwaway job,
+    e.g. a one-file `local run`, whose worker starts moments before its only run."""
+    warming, gave_way = threading.Event(), threading.Event()
+    warming.set()
+
+    def give_way() -> None:
+        while warming.is_set():
+            if select.select([requests], [], [], 0.05)[0]:
+                # Not read here: serve() reads it. Cancel until warm_up() is out (a cancel
+                # between two of its jobs would miss the next one).
+                gave_way.set()
+                base.sparkContext.cancelAllJobs()
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=give_way, name="warm-up-gives-way", daemon=True)
+    watcher.start()
+    try:
+        warm_up(_fresh_session(base), directory)
+    except Exception:  # noqa: BLE001 - only a missed speed-up: say so in the worker log
+        if not gave_way.is_set():
+            traceback.print_exc()
+    finally:
+        warming.clear()
+        watcher.join()  # no cancel can reach the run's jobs
+    if gave_way.is_set():
+        print("[spark worker] warm-up abandoned: a run was waiting", file=sys.stderr, flush=True)
+
+
 def serve(requests: TextIO, replies: TextIO, warm_up_dir: str | None = None) -> None:
     from pyspark.sql import SparkSession
 
     base = SparkSession.builder.getOrCreate()
     if warm_up_dir:
-        try:
-            warm_up(_fresh_session(base), warm_up_dir)
-        except Exception:  # noqa: BLE001 - only a missed speed-up: say so in the worker log
-            traceback.print_exc()
+        _warm_up_unless_asked(base, warm_up_dir, requests)
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
     for line in requests:

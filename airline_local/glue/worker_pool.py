@@ -51,10 +51,11 @@ class WarmWorker:
         (the worker is then killed)."""
         deadline = time.monotonic() + timeout
         try:
-            if not self._wait_ready(deadline):
-                return self._exit_status()
+            # Sent before the worker is ready: one still warming up abandons its warm-up for it.
             assert self.process.stdin is not None
             self.process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+            if not self._wait_ready(deadline):
+                return self._exit_status()
             reply = self._reply(deadline)
         except TimeoutError:
             self.kill()

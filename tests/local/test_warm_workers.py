@@ -153,6 +153,28 @@ def test_runs_beyond_the_pool_wait_for_a_free_worker(runner):
     assert "no warm worker became free" in starved_outcome.stderr_path.read_text()
 
 
+def test_a_run_sent_while_the_worker_warms_up_takes_the_warm_ups_place(emulator, tmp_path):
+    """A worker started for a run (a one-file `local run`) must not make it wait for its warm-up
+    on a throwaway file: the request, sent at once, stops the warm-up and the run goes ahead."""
+    (tmp_path / "count.py").write_text(
+        "from pyspark.sql import SparkSession\n"
+        "print('rows', SparkSession.builder.getOrCreate().range(7).count())\n")
+    runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
+                       warm_up_workers=True)
+    try:
+        runner.register_job("count", JobSpec(script=tmp_path / "count.py"))
+        outcome = runner.run("count", "jr_during_warm_up", {}, timeout_seconds=300)
+        assert outcome.state == "SUCCEEDED", outcome.stderr_path.read_text()[-2000:]
+        assert "rows 7" in outcome.stdout_path.read_text()
+        [log] = (tmp_path / "runs" / "_workers" / "count").glob("*/worker.log")
+        assert "warm-up abandoned: a run was waiting" in log.read_text()
+        # The same worker serves the next run (cancelling the warm-up did not harm it).
+        again = runner.run("count", "jr_after_warm_up", {}, timeout_seconds=300)
+        assert again.state == "SUCCEEDED" and "run 2" in again.stderr_path.read_text()
+    finally:
+        runner.close()
+
+
 def test_close_stops_the_idle_workers(emulator, tmp_path):
     (tmp_path / "probe.py").write_text("print('never run')\n")
     runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
