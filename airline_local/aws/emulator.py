@@ -147,6 +147,7 @@ class Emulator:
         registry.register(Identity("operator", operator, arn=f"arn:aws:iam::{store.account}:user/local-operator"))
         check = IamCheck(store, registry, Resolver.from_template(template))
         self.role_broker = RoleBroker(store, self.endpoint_url, registry, authorizer=check.authorizer, region=self.region)
+        check.role_broker = self.role_broker
         RUNTIME.iam_check = check
         return check
 

@@ -641,6 +641,10 @@ def run_glue_jobs_locally() -> None:
     _replace(FakeJobRun, "as_dict", as_dict)
 
 
+# The session name Glue gives a job run's role session (docs/aws-notes.md, "IAM check").
+GLUE_JOB_SESSION_NAME = "GlueJobRunnerSession"
+
+
 def _drive_job_run(job: Any, job_run: Any) -> None:
     runner = RUNTIME.job_runner
     state, message = "FAILED", None
@@ -649,7 +653,8 @@ def _drive_job_run(job: Any, job_run: Any) -> None:
     else:
         timeout = job_run.timeout * 60 if job_run.timeout else None  # Glue's Timeout is minutes
         try:
-            outcome = runner.run(job.name, job_run.job_run_id, dict(job_run.arguments or {}), timeout)
+            outcome = runner.run(job.name, job_run.job_run_id, dict(job_run.arguments or {}), timeout,
+                                 credentials=_job_role_credentials(job))
             state, message = outcome.state, outcome.error_message
         except Exception as error:
             LOG.exception("job runner failed for %s", job.name)
@@ -658,6 +663,15 @@ def _drive_job_run(job: Any, job_run: Any) -> None:
     job_run._local_completed_on = datetime.now(timezone.utc).replace(tzinfo=None)
     job_run.modified_on = job_run._local_completed_on
     job_run.status = state
+
+
+def _job_role_credentials(job: Any) -> Any:
+    """With the IAM check on: the job role's session, as Glue assumes it (glue.amazonaws.com);
+    a refused trust check raises (the run FAILS naming it). Off: None (the dummy key)."""
+    check = RUNTIME.iam_check
+    if check is None:
+        return None
+    return check.role_broker.credentials(job.role, GLUE_JOB_SESSION_NAME, "glue.amazonaws.com")
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,12 @@ uploaded back to the emulated S3 under the same key after the run (never into th
 prefixes such as raw/, where an upload would start the pipeline again). In uploaded text files
 (.json, .jsonl, .txt, .csv) the mirror's file:// URIs are turned back into s3:// URIs, so a run
 summary names `s3://bucket/raw/...` as it does on AWS; binary files (Parquet) are uploaded as written.
+
+Identity: on AWS the job's S3 access and the script's own AWS calls run as the job's role (the
+IAM check, docs/iam-check.md). ``run(..., credentials=...)`` takes that role's credentials: the
+mirror's downloads and uploads are signed with them, a fresh process gets them in its environment,
+a warm worker gets them in the run request and sets them for that run only. Without credentials
+(the IAM check off) every call signs with the emulator's dummy key, as before.
 """
 
 from __future__ import annotations
@@ -60,6 +66,12 @@ TEXT_OUTPUT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".csv"}
 SKIPPED_OUTPUT_NAMES = re.compile(r"(^_SUCCESS$|\.crc$|^_temporary$|^\.)")
 S3_URI = re.compile(r"^s3a?://([^/]+)(?:/(.*))?$", re.DOTALL)
 # The last line of a Python traceback: `package.module.SomeError: message` (or just the name).
+# The emulator's dummy key (any key passes while the IAM check is off).
+DUMMY_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# A warm worker's own environment: a key the emulator never issued, so a call made outside a run's
+# credentials fails (the IAM check refuses it) instead of running as whoever ran last.
+WORKER_START_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "LOCALWORKERNOKEY0000",
+                            "AWS_SECRET_ACCESS_KEY": "a-warm-worker-has-no-credentials-of-its-own"}
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)?(?::\s.*)?$")
 
 
@@ -174,7 +186,7 @@ class JobRunner:
     def _start_worker(self, job_name: str, spec: JobSpec) -> WarmWorker:
         worker_dir = self.work_dir / "_workers" / job_name / f"{time.time_ns():x}"
         worker_dir.mkdir(parents=True, exist_ok=True)
-        env = self._environment(spec, [], worker_dir / "spark-tmp")
+        env = self._environment(spec, [], worker_dir / "spark-tmp", WORKER_START_CREDENTIALS)
         if self.warm_up_workers:
             env[WARM_UP_DIR_VARIABLE] = str(worker_dir / "warm-up")
         return WarmWorker(self.python, env, worker_dir, worker_dir / "worker.log")
@@ -189,8 +201,11 @@ class JobRunner:
         run_id: str,
         arguments: dict[str, str],
         timeout_seconds: float | None = None,
+        credentials: Any = None,
     ) -> JobOutcome:
-        """Run the job to completion (blocking) and return its Glue outcome."""
+        """Run the job to completion (blocking) and return its Glue outcome. ``credentials``
+        (access_key_id, secret_access_key, session_token: the job role's session) sign the
+        mirror's S3 calls and the script's; None: the emulator's dummy key."""
         run_dir = self.work_dir / job_name / _run_dir_name(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
@@ -211,7 +226,8 @@ class JobRunner:
             except JavaNotFoundError as error:
                 return failed(str(error))
 
-        s3 = self._s3_client()
+        aws_env = credentials_environment(credentials)
+        s3 = self._s3_client(aws_env)
         mirror = run_dir / "s3"
         try:
             working_dir = prepare_working_dir(run_dir, spec)
@@ -234,10 +250,10 @@ class JobRunner:
             pool = self._pools.get(job_name)
         if pool is not None:
             returncode = self._run_in_worker(pool, script, arguments_list, python_path, run_dir,
-                                             timeout)
+                                             timeout, aws_env)
         else:
             returncode = self._run_in_new_process(spec, script, arguments_list, python_path,
-                                                  run_dir, timeout)
+                                                  run_dir, timeout, aws_env)
         timed_out = returncode is None
         LOG.info("job %s run %s exited %s after %.1fs", job_name, run_id, returncode,
                  time.monotonic() - started)
@@ -258,10 +274,11 @@ class JobRunner:
         return JobOutcome("FAILED", unmirror_uris(message, mirror), stdout_path, stderr_path)
 
     def _run_in_new_process(self, spec: JobSpec, script: Path, arguments: list[str],
-                            python_path: list[str], run_dir: Path, timeout: float) -> int | None:
+                            python_path: list[str], run_dir: Path, timeout: float,
+                            aws_env: dict[str, str | None]) -> int | None:
         """`python script args...` in a fresh process (and JVM); exit code, None on timeout."""
         # python_path[0] is the script's directory, which `python script.py` puts first itself.
-        env = self._environment(spec, python_path[1:], run_dir / "spark-tmp")
+        env = self._environment(spec, python_path[1:], run_dir / "spark-tmp", aws_env)
         with (run_dir / "stdout.log").open("wb") as stdout, \
                 (run_dir / "stderr.log").open("wb") as stderr:
             process = subprocess.Popen(
@@ -276,7 +293,8 @@ class JobRunner:
                 return None
 
     def _run_in_worker(self, pool: WorkerPool, script: Path, arguments: list[str],
-                       python_path: list[str], run_dir: Path, timeout: float) -> int | None:
+                       python_path: list[str], run_dir: Path, timeout: float,
+                       aws_env: dict[str, str | None]) -> int | None:
         """The script in a warm worker (airline_local.glue.spark_worker); exit code, None on timeout
         (the time spent waiting for a free worker counts)."""
         deadline = time.monotonic() + timeout
@@ -295,18 +313,23 @@ class JobRunner:
                 "script": str(script), "args": arguments, "cwd": str(script.parent),
                 "python_path": python_path, "stdout": str(stdout_path),
                 "stderr": str(stderr_path), "run_dir": str(run_dir),
+                # This run's identity, set for the run only (the worker's own key is invalid).
+                "environment": aws_env,
             }, max(0.0, deadline - time.monotonic()))
         finally:
             pool.release(worker)
 
-    def _s3_client(self) -> Any:
-        return boto3.client(
+    def _s3_client(self, aws_env: dict[str, str | None]) -> Any:
+        return boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=aws_env.get("AWS_SESSION_TOKEN"),
             config=Config(retries={"max_attempts": 2}),
         )
 
-    def _environment(self, spec: JobSpec, python_path: list[str], local_dir: Path) -> dict[str, str]:
+    def _environment(self, spec: JobSpec, python_path: list[str], local_dir: Path,
+                     aws_env: dict[str, str | None]) -> dict[str, str]:
         # Start from this process's environment minus any AWS settings: the job must reach the
         # emulator, never a real account.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -322,8 +345,6 @@ class JobRunner:
         submit_args.append("pyspark-shell")
         env.update(
             AWS_ENDPOINT_URL=self.endpoint_url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
             AWS_DEFAULT_REGION=self.region,
             AWS_REGION=self.region,
             AWS_EC2_METADATA_DISABLED="true",
@@ -334,10 +355,21 @@ class JobRunner:
             PYSPARK_SUBMIT_ARGS=" ".join(shlex.quote(a) for a in submit_args),
             SPARK_LOCAL_IP="127.0.0.1",
         )
+        env.update({k: v for k, v in aws_env.items() if v is not None})
         java_home = _java_home()
         if java_home:
             env["JAVA_HOME"] = java_home
         return env
+
+
+def credentials_environment(credentials: Any) -> dict[str, str | None]:
+    """The AWS_* variables of a run's credentials (the dummy key when None). A session without a
+    token maps AWS_SESSION_TOKEN to None: unset for the run."""
+    if credentials is None:
+        return dict(DUMMY_CREDENTIALS)
+    return {"AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+            "AWS_SESSION_TOKEN": credentials.session_token}
 
 
 def check_java() -> str:
@@ -486,8 +518,9 @@ def _object_exists(s3: Any, bucket: str, key: str) -> bool:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except s3.exceptions.ClientError as error:
-        # Not there (or a bucket that was never created locally, e.g. Glue's asset buckets):
-        # the argument is still rewritten, nothing is downloaded.
+        # Not there (or a bucket that was never created locally, e.g. Glue's asset buckets), or
+        # not readable by the job's role (an output URI need not be): the argument is still
+        # rewritten, nothing is downloaded; a script that reads it fails on the missing file.
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket") or status in (403, 404):
             return False

@@ -10,6 +10,9 @@ except the time it takes:
   functions) over the shared SparkContext, and the cache is cleared after it;
 - its own argv, working directory, sys.path (its --extra-py-files) and stdout/stderr files; the
   modules it imported from its run directory are forgotten afterwards;
+- its own AWS identity: the run request's ``environment`` (the job role's credentials) is set for
+  the run and restored after, and boto3's default session is dropped before and after, since it
+  keeps the credentials it first resolved (run N's identity would otherwise serve run N+1);
 - an exit code as the process would have had: 0, the SystemExit code, or 1 with the traceback
   on stderr for an uncaught exception.
 
@@ -24,7 +27,7 @@ the ready line, and the warm-up gives way to it.
 
 Protocol (started by the runner as ``python -m airline_local.glue.spark_worker``): one JSON line on
 stdout once the SparkSession is up, ``{"ready": true}``; then for each request line on stdin
-``{"script", "args", "cwd", "python_path", "stdout", "stderr", "run_dir"}`` one reply line
+``{"script", "args", "cwd", "python_path", "stdout", "stderr", "run_dir", "environment"}`` one reply line
 ``{"exit_code": n, "healthy": bool}`` (unhealthy: the SparkContext is gone, the worker exits).
 End of stdin stops the worker. Everything else the process (and its JVM)
 prints goes to the worker's stderr, the runner's worker log.
@@ -85,10 +88,29 @@ def _forget_modules_under(directory: str) -> None:
             del zip_cache[path]
 
 
+def _set_environment(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Set (None: unset) environment variables; returns their previous values."""
+    previous = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return previous
+
+
+def _forget_default_aws_session() -> None:
+    boto3 = sys.modules.get("boto3")
+    if boto3 is not None:
+        boto3.DEFAULT_SESSION = None
+
+
 def run_script(request: dict[str, Any]) -> int:
     """Run one job script as `python script args...` would, in this process; its exit code."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    saved_environment = _set_environment(request.get("environment") or {})
+    _forget_default_aws_session()
     saved_fds = os.dup(1), os.dup(2)
     saved_cwd, saved_path, saved_argv = os.getcwd(), list(sys.path), list(sys.argv)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
@@ -119,6 +141,8 @@ def run_script(request: dict[str, Any]) -> int:
         os.chdir(saved_cwd)
         sys.path[:], sys.argv = saved_path, saved_argv
         _forget_modules_under(request["run_dir"])
+        _set_environment(saved_environment)
+        _forget_default_aws_session()
     return code
 
 

@@ -429,6 +429,8 @@ class IamCheck:
         self._lock = threading.Lock()
         #: The operator's calls (allowed unchecked) and every denial: (who, action, resource, verdict).
         self.log: deque[tuple[str, str, str, str]] = deque(maxlen=10000)
+        #: Mints the actors' role sessions (principals.RoleBroker; set by Emulator.start_iam_check).
+        self.role_broker: Any = None
 
     def check(self, call: Call, access_key: str | None, session_token: str | None) -> Verdict:
         try:
