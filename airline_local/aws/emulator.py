@@ -145,7 +145,7 @@ class Emulator:
         registry = PrincipalRegistry()
         operator = Credentials(OPERATOR_CREDENTIALS["aws_access_key_id"], OPERATOR_CREDENTIALS["aws_secret_access_key"], None)
         registry.register(Identity("operator", operator, arn=f"arn:aws:iam::{store.account}:user/local-operator"))
-        check = IamCheck(store, registry, Resolver.from_template(template))
+        check = IamCheck(store, registry, Resolver.from_template(template, statement_owner=_statement_owner))
         self.role_broker = RoleBroker(store, self.endpoint_url, registry, authorizer=check.authorizer, region=self.region)
         check.role_broker = self.role_broker
         RUNTIME.iam_check = check
@@ -194,6 +194,12 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _statement_owner(statement_id: str) -> str | None:
+    """Who ran a Data API statement (None: no such statement, or no local warehouse attached)."""
+    owner_of = getattr(RUNTIME.data_api, "statement_owner", None)
+    return owner_of(statement_id) if owner_of is not None else None
 
 
 def _reset_moto_state() -> None:

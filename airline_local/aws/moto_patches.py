@@ -756,7 +756,7 @@ def _data_api_handler(action: str, moto_handler: Callable[..., Any] | None) -> C
         body = self.body.decode("utf-8") if isinstance(self.body, bytes) else (self.body or "")
         params = json.loads(body or "{}")
         try:
-            result = method(params)
+            result = method(params, **_statement_owner(self, action))
         except Exception as error:
             code = getattr(error, "code", None) or getattr(error, "error_code", None)
             message = getattr(error, "message", None) or str(error)
@@ -771,6 +771,19 @@ def _data_api_handler(action: str, moto_handler: Callable[..., Any] | None) -> C
 
     handler.__name__ = action
     return handler
+
+
+def _statement_owner(response: Any, action: str) -> dict[str, Any]:
+    """With the IAM check on, who runs a statement becomes its owner (aws:userid of the
+    signing identity, which the hook left on the response); its DescribeStatement,
+    GetStatementResult and CancelStatement are then authorized with
+    redshift-data:statement-owner-iam-userid = that owner."""
+    if RUNTIME.iam_check is None or action not in ("execute_statement", "batch_execute_statement"):
+        return {}
+    identity = getattr(getattr(response, "airline_iam_verdict", None), "identity", None)
+    if identity is None:
+        raise RuntimeError(f"redshift-data {action} reached the handler without an IAM verdict")
+    return {"caller": identity.userid or identity.arn}
 
 
 def _json_default(value: Any) -> Any:

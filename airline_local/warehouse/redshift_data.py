@@ -470,6 +470,8 @@ class _Execution:
     duration_ns: int = -1
     pid: int = -1
     connection: psycopg.Connection[Any] | None = None
+    # aws:userid of the caller that ran it (the IAM check's statement-owner condition key)
+    owner_userid: str | None = None
 
 
 def _result_size(result: StatementResult) -> int:
@@ -555,22 +557,32 @@ class DataApiEmulator:
 
     # -- actions ----------------------------------------------------------------------------
 
-    def batch_execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+    def batch_execute_statement(self, params: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
         sqls = params.get("Sqls")
         if not isinstance(sqls, list) or not sqls or not all(isinstance(s, str) and s.strip() for s in sqls):
             raise ValidationException("Sqls must be a list of 1 to 40 non-empty SQL statements")
         if len(sqls) > MAX_BATCH_STATEMENTS:
             raise ValidationException(f"Sqls holds {len(sqls)} statements; the limit is {MAX_BATCH_STATEMENTS}")
         self._validate_target(params)
-        return self._submit(params, list(sqls), is_batch=True, parameters=None)
+        return self._submit(params, list(sqls), is_batch=True, parameters=None, owner=caller)
 
-    def execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+    def execute_statement(self, params: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
+        """``caller``: the ``aws:userid`` of who runs it (recorded as the statement's owner)."""
         sql_text = params.get("Sql")
         if not isinstance(sql_text, str) or not sql_text.strip():
             raise ValidationException("Sql must be a non-empty SQL statement")
         self._validate_target(params)
         parameters = self._parameters(params.get("Parameters"))
-        return self._submit(params, [sql_text], is_batch=False, parameters=parameters)
+        return self._submit(params, [sql_text], is_batch=False, parameters=parameters, owner=caller)
+
+    def statement_owner(self, statement_id: Any) -> str | None:
+        """``aws:userid`` of who ran the statement (a batch's sub-statement ``ID:n`` is its batch's);
+        None for an Id that names no statement (or one run without a recorded caller)."""
+        try:
+            execution, _ = self._find(statement_id)
+        except DataApiError:
+            return None
+        return execution.owner_userid
 
     def describe_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         execution, sub_index = self._find(params.get("Id"))
@@ -646,12 +658,14 @@ class DataApiEmulator:
     # -- running ----------------------------------------------------------------------------
 
     def _submit(
-        self, params: dict[str, Any], sqls: list[str], *, is_batch: bool, parameters: dict[str, str] | None
+        self, params: dict[str, Any], sqls: list[str], *, is_batch: bool, parameters: dict[str, str] | None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
         execution_id = str(uuid.uuid4())
         created = _now()
         subs = [_SubStatement(f"{execution_id}:{n}", s, created) for n, s in enumerate(sqls, start=1)]
-        execution = _Execution(execution_id, dict(params), subs, is_batch, parameters, created)
+        execution = _Execution(execution_id, dict(params), subs, is_batch, parameters, created,
+                               owner_userid=owner)
         with self._lock:
             self._executions[execution_id] = execution
         self._pool.submit(self._run, execution)

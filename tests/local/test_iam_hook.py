@@ -141,7 +141,7 @@ def test_s3_object_access_follows_the_prefixes_each_role_is_granted(stack):
 
 
 class _DataApi:
-    def execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+    def execute_statement(self, params: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
         return {"Id": "00000000-0000-4000-8000-000000000001", "Database": params.get("Database")}
 
 
@@ -152,9 +152,10 @@ def test_redshift_data_on_the_workgroup_is_allowed_for_the_glue_job_only(stack):
     denied = error_of(lambda: stack.as_machine("redshift-data").execute_statement(**statement))
     assert denied["code"] == "AccessDeniedException" and denied["status"] == 400
     assert f"redshift-data:ExecuteStatement on resource: {stack.workgroup_arn}" in denied["message"]
-    # DescribeStatement's owner condition cannot be judged until the Data API records owners (step 8).
-    unjudged = error_of(lambda: stack.as_glue_job("redshift-data").describe_statement(Id="00000000-0000-4000-8000-000000000001"))
-    assert unjudged["code"] == "LocalIamCheckError" and "statement-owner-iam-userid" in unjudged["message"]
+    # This stand-in records no owner: the owner condition has no key to match, so it denies
+    # (statement owners: tests/local/test_iam_data_api.py).
+    ownerless = error_of(lambda: stack.as_glue_job("redshift-data").describe_statement(Id="00000000-0000-4000-8000-000000000001"))
+    assert ownerless["code"] == "AccessDeniedException" and "redshift-data:DescribeStatement" in ownerless["message"]
 
 
 # --- authentication --------------------------------------------------------------------------

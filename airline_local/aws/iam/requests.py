@@ -360,9 +360,10 @@ class Resolver:
         return self.workgroups[name]
 
     def statement_owner(self, statement_id: str) -> str | None:
-        """aws:userid of who ran the statement (None: unknown Id, the handler answers
-        ResourceNotFoundException). Raises when owner tracking is not wired: an owner condition
-        left unjudged would silently deny every DescribeStatement."""
+        """aws:userid of who ran the statement (None: an Id that names no statement; the
+        condition key is then absent and the owner condition denies, so nothing leaks). Raises
+        when owner tracking is not wired: an owner condition left unjudged would silently deny
+        every DescribeStatement."""
         if self._statement_owner is None:
             raise UnmappedRequestError(
                 "redshift-data statement owner is not known to the local IAM check (the Data API emulator "
