@@ -27,6 +27,7 @@ from typing import Any
 
 from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
+from airline_local.aws.moto_patches import RUNTIME
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
@@ -97,13 +98,13 @@ class LocalPipeline:
                  on_email: Callable[[Path], None] | None = None,
                  aws_port: int | None = None, warehouse_port: int | None = None,
                  warm_workers: int = DEFAULT_WARM_WORKERS, iam_check: bool = False,
-                 template_transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None) -> None:
+                 template_transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
         JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker).
         ``iam_check``: authorize every emulator call against the template's policies
         (docs/iam-check.md). ``template_transform``: edits a deep copy of the synthesized template
-        body before the deploy and the IAM check read it (returns a new body, or edits in place and
-        returns anything else); for tests that remove a grant or add a Deny (tests/local/iam_mutations.py)."""
+        body in place before the deploy and the IAM check read it; for tests that remove a grant or
+        add a Deny (tests/local/iam_mutations.py)."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
@@ -157,7 +158,7 @@ class LocalPipeline:
             raise
         return self
 
-    def check_iam_with(self, template_transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> Any:
+    def check_iam_with(self, template_transform: Callable[[dict[str, Any]], Any] | None) -> Any:
         """From now on, authorize every call against a copy of the synthesized template edited by
         ``template_transform`` (None: the template as synthesized), without a new deploy: for edits
         of IAM policies only (tests/local/iam_mutations.py). Returns the IamCheck in force."""
@@ -222,8 +223,9 @@ class LocalPipeline:
         started = time.monotonic()
         execution = self._find_execution(upload, sfn, timeout)
         if execution is None:
+            denied = "".join(f"; {d.describe()}" for d in self._denials_for(upload))
             return RunResult(str(upload.file), upload.key, None, "NOT_STARTED", None, None,
-                             f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}")
+                             f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}{denied}")
         seen_events = 0
         states: list[str] = []
         history_read_at = float("-inf")
@@ -282,8 +284,14 @@ class LocalPipeline:
                         if arn not in self._claimed:
                             self._claimed.add(arn)
                             return arn
+            if self._denials_for(upload):  # the rule was refused: no execution will come
+                return None
             time.sleep(0.1)
         return None
+
+    def _denials_for(self, upload: Upload) -> list[Any]:
+        """What an actor was refused for this upload where no caller saw it (the IAM check)."""
+        return [d for d in list(RUNTIME.denials) if d.object_key == upload.key and d.at >= upload.uploaded_at - 1]
 
     def _run_summary(self, execution_name: str) -> dict[str, Any] | None:
         s3 = self.emulator.client("s3")  # type: ignore[union-attr]
@@ -343,14 +351,13 @@ def _with_last_task_failure(error: str | None, history: Sequence[dict[str, Any]]
 
 
 def _transformed(assembly: CloudAssembly,
-                 transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None) -> CloudAssembly:
+                 transform: Callable[[dict[str, Any]], Any] | None) -> CloudAssembly:
     if transform is None:
         return assembly
     body = copy.deepcopy(dict(assembly.template.body))  # the synth cache's copy stays untouched
-    changed = transform(body)
+    transform(body)  # edits in place; what it returns is ignored
     template = assembly.template
-    return replace(assembly, template=Template(changed if isinstance(changed, dict) else body,
-                                               region=template.region, stack_name=template.stack_name))
+    return replace(assembly, template=Template(body, region=template.region, stack_name=template.stack_name))
 
 
 def _body(message: EmailMessage) -> str:

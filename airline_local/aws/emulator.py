@@ -73,6 +73,7 @@ class Emulator:
         RUNTIME.data_api = None
         RUNTIME.wait_time_scale = 1.0
         RUNTIME.iam_check = None  # enforced only after start_iam_check (the policies come with the template)
+        RUNTIME.denials.clear()
         self.iam_check_requested = iam_check
         self.role_broker: Any = None
         RUNTIME.mailbox = Mailbox(self.state_dir / "mailbox")

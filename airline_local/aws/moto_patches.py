@@ -65,6 +65,22 @@ class CrawlerSettings:
             self._injected_failures.clear()
 
 
+@dataclass(frozen=True)
+class ActorDenial:
+    """An actor's call refused by the IAM check, recorded where no API caller sees the error."""
+
+    actor: str  # e.g. "EventBridge rule arn:aws:events:...:rule/NAME"
+    principal: str  # the role session ARN (or the role, when it could not be assumed)
+    action: str
+    resource: str
+    message: str
+    object_key: str | None = None  # the S3 object the event was about, if any
+    at: float = field(default_factory=time.time)
+
+    def describe(self) -> str:
+        return (f"{self.actor}: {self.principal} was denied {self.action} on {self.resource}: {self.message}")
+
+
 @dataclass
 class LocalRuntime:
     """The local stand-ins the patched moto delegates to (set by the Emulator)."""
@@ -79,6 +95,9 @@ class LocalRuntime:
     wait_time_scale: float = 1.0
     # The local IAM check (airline_local.aws.iam.requests.IamCheck); None = off, moto as shipped.
     iam_check: Any = None
+    # What an actor could not do for lack of a permission, where no API caller sees the error
+    # (EventBridge starting a target): the newest 1,000, for the pipeline's result.
+    denials: deque[ActorDenial] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 RUNTIME = LocalRuntime()
@@ -224,7 +243,7 @@ def start_executions_from_eventbridge_targets() -> None:
         others = [t for t in self.targets if _arn_service(t["Arn"]) != "states"]
         for target in state_machines:
             try:
-                _start_execution_for_target(target, original_event)
+                _start_execution_for_target(target, original_event, self)
             except Exception:  # EventBridge retries / drops; it never fails the producer
                 LOG.exception("rule %s: could not start %s", self.name, target["Arn"])
         if others:
@@ -263,8 +282,17 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
-def _start_execution_for_target(target: dict[str, Any], event: dict[str, Any]) -> None:
+#: EventBridge's session name for a target's role is opaque (not documented): one fixed name.
+EVENTBRIDGE_SESSION_NAME = "EventBridgeTarget"
+EVENTS_SERVICE_PRINCIPAL = "events.amazonaws.com"
+
+
+def _start_execution_for_target(target: dict[str, Any], event: dict[str, Any], rule: Any = None) -> None:
     from moto.stepfunctions.responses import get_backend
+
+    if RUNTIME.iam_check is not None and rule is not None:
+        _start_execution_as_target_role(RUNTIME.iam_check, rule, target, event)
+        return
 
     arn = target["Arn"]
     _, _, _, region, account, *_ = arn.split(":")
@@ -273,6 +301,45 @@ def _start_execution_for_target(target: dict[str, Any], event: dict[str, Any]) -
         arn, name=str(uuid.uuid4()), execution_input=target_input(target, event)
     )
     LOG.info("EventBridge started %s", getattr(execution, "exec_arn", None) or getattr(execution, "execution_arn", ""))
+
+
+def _start_execution_as_target_role(check: Any, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+    """With the IAM check on, EventBridge calls StartExecution over HTTP as the target's RoleArn,
+    assumed as events.amazonaws.com with aws:SourceArn = the rule. A refusal (or a target without
+    a role, which EventBridge cannot invoke a state machine with) starts nothing and is recorded in
+    RUNTIME.denials: EventBridge reports it to no caller."""
+    from botocore.exceptions import ClientError
+
+    from airline_local.aws.iam.authorizer import AccessDeniedError
+
+    machine = target["Arn"]
+    role = target.get("RoleArn")
+    key = (event.get("detail") or {}).get("object", {}).get("key")
+    actor = f"EventBridge rule {rule.arn}"
+    if not role:
+        RUNTIME.denials.append(ActorDenial(actor, "(no RoleArn on the target)", "states:StartExecution", machine,
+                                           "a state machine target needs a RoleArn EventBridge can assume", key))
+        return
+    principal = f"role {role}"
+    try:
+        broker = _role_broker(check)
+        identity = broker.identity(role, EVENTBRIDGE_SESSION_NAME, EVENTS_SERVICE_PRINCIPAL, rule.arn, rule.account_id)
+        principal = identity.arn
+        sfn = broker.client("stepfunctions", role, EVENTBRIDGE_SESSION_NAME, EVENTS_SERVICE_PRINCIPAL,
+                            rule.arn, rule.account_id)
+        execution = sfn.start_execution(stateMachineArn=machine, name=str(uuid.uuid4()),
+                                        input=target_input(target, event))
+    except AccessDeniedError as error:  # the role's trust policy does not let EventBridge assume it
+        RUNTIME.denials.append(ActorDenial(actor, f"{EVENTS_SERVICE_PRINCIPAL} (assuming {role})", "sts:AssumeRole",
+                                           role, str(error), key))
+        LOG.warning("rule %s: %s", rule.name, error)
+        return
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        RUNTIME.denials.append(ActorDenial(actor, principal, "states:StartExecution", machine, message, key))
+        LOG.warning("rule %s could not start %s: %s", rule.name, machine, message)
+        return
+    LOG.info("EventBridge started %s as %s", execution["executionArn"], principal)
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +637,8 @@ def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
             }
         )
         region = crawler.backend.region_name
-        result = local_crawler.run_crawl(definition, _client("s3", region), _client("glue", region),
+        s3, glue = _crawler_client(crawler, "s3", region), _crawler_client(crawler, "glue", region)
+        result = local_crawler.run_crawl(definition, s3, glue,
                                          skip_unreadable=True)  # AWS: such a file is UNKNOWN, not a failure
         for reason in result.objects_skipped:
             LOG.warning("crawler %s: skipped %s", crawler.name, reason)
@@ -581,6 +649,25 @@ def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
     except Exception as error:  # AWS reports internal failures as a FAILED crawl, not an outage
         LOG.exception("crawler %s failed", crawler.name)
         crawl.work_finished(f"Internal Service Exception: {type(error).__name__}: {error}")
+
+
+#: The session name Glue gives a crawler's role session (docs/aws-notes.md, "IAM check").
+CRAWLER_SESSION_NAME = "AWS-Crawler"
+
+
+def _crawler_client(crawler: Any, service: str, region: str) -> Any:
+    """The crawler reads S3 and writes the Data Catalog as its role (glue.amazonaws.com) when the
+    IAM check is on; a trust policy that refuses Glue fails the crawl naming it."""
+    check = RUNTIME.iam_check
+    if check is None:
+        return _client(service, region)
+    from airline_local.aws.iam.authorizer import AccessDeniedError
+    from airline_local.glue.crawler import CrawlAccessDeniedError
+
+    try:
+        return _role_broker(check).client(service, crawler.role, CRAWLER_SESSION_NAME, "glue.amazonaws.com")
+    except AccessDeniedError as error:
+        raise CrawlAccessDeniedError(f"Glue cannot assume the crawler's role {crawler.role}: {error}") from error
 
 
 def _client(service: str, region: str) -> Any:
@@ -910,7 +997,6 @@ def _iam_error(service: str, verdict: Any) -> Exception:
     return query_error
 
 
-
 def _s3_error(code: str, message: str, status: int) -> Exception:
     """S3's REST-XML error (`<Error><Code>`), with S3's status. Raised through the S3 handler as a
     werkzeug HTTPException, which Flask sends as is (moto would serialize an S3ClientError with
@@ -1004,15 +1090,10 @@ def state_machine_modules_using_moto_client(pkgutil: Any, importlib: Any, packag
 
 
 def _role_broker(check: Any) -> Any:
-    """The RoleBroker minting the actors' sessions (IamCheck.role_broker, else the running emulator's)."""
-    broker = getattr(check, "role_broker", None)
-    if broker is None:
-        from airline_local.aws.emulator import Emulator
-
-        broker = getattr(Emulator.running(), "role_broker", None)
-    if broker is None:
+    """The RoleBroker minting the actors' sessions (Emulator.start_iam_check sets it)."""
+    if check.role_broker is None:
         raise RuntimeError("local IAM check: no role broker (airline_local.aws.emulator.Emulator.start_iam_check sets it)")
-    return broker
+    return check.role_broker
 
 
 def _only_state_machine_of(role_arn: str | None, region: str) -> str:

@@ -37,6 +37,11 @@ class CrawlError(Exception):
     """The crawl failed; the message becomes the crawler's LastCrawl.ErrorMessage."""
 
 
+class CrawlAccessDeniedError(CrawlError):
+    """The crawler's role may not list or read what it crawls: the crawl fails naming the denial,
+    even where an unreadable file would only be skipped."""
+
+
 @dataclass(frozen=True)
 class S3Target:
     path: str  # s3://bucket/prefix/
@@ -131,6 +136,10 @@ def crawl_target(target: S3Target, table_prefix: str, s3: Any,
         objects = [obj for page in pages for obj in page.get("Contents", [])]
     except s3.exceptions.NoSuchBucket:
         raise CrawlError(f"{target.path}: bucket {bucket} does not exist") from None
+    except Exception as error:
+        if access_denied(error):
+            raise CrawlAccessDeniedError(f"{target.path}: the crawler's role may not list the prefix: {error}") from error
+        raise
 
     for obj in sorted(objects, key=lambda o: o["Key"]):
         key = obj["Key"]
@@ -143,7 +152,7 @@ def crawl_target(target: S3Target, table_prefix: str, s3: Any,
             header = read_header(s3, bucket, key)
             columns = normalise_columns(header, f"s3://{bucket}/{key}") if header else []
         except CrawlError as error:
-            if skipped is None:
+            if skipped is None or isinstance(error, CrawlAccessDeniedError):  # a denial is never a skip
                 raise
             skipped.append(str(error))
             continue
@@ -162,6 +171,15 @@ def crawl_target(target: S3Target, table_prefix: str, s3: Any,
     return table
 
 
+# What S3 answers a caller its policies refuse (and the authentication failures of its key).
+_ACCESS_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "InvalidToken", "403"})
+
+
+def access_denied(error: BaseException) -> bool:
+    code = str((getattr(error, "response", None) or {}).get("Error", {}).get("Code", ""))
+    return code in _ACCESS_DENIED_CODES
+
+
 def read_header(s3: Any, bucket: str, key: str) -> list[str]:
     """The first CSV record of an object, read without downloading the whole file."""
     uri = f"s3://{bucket}/{key}"
@@ -175,6 +193,8 @@ def read_header(s3: Any, bucket: str, key: str) -> list[str]:
     except CrawlError:
         raise
     except Exception as error:  # network, missing object, ...: the crawl fails naming the object
+        if access_denied(error):
+            raise CrawlAccessDeniedError(f"{uri}: the crawler's role may not read the object: {error}") from error
         raise CrawlError(f"{uri}: cannot read the object ({error})") from error
     return parse_header_line(first_line, uri)
 

@@ -1,6 +1,7 @@
-"""IAM check, wiring step 4 (issue 12): the state machine's tasks call AWS as the state machine's
-role session (Step Functions assumes it as states.amazonaws.com with aws:SourceArn = the state
-machine), on a real moto server, with the REAL synthesized template and mutated copies of it."""
+"""IAM check, wiring steps 4-6 (issue 12), through a real local pipeline (moto server, PostgreSQL,
+Spark) checked against the REAL synthesized template and mutated copies of it: the state machine's
+tasks call AWS as its role (states.amazonaws.com, aws:SourceArn = the state machine), EventBridge
+starts it as the rule target's role, the crawler reads S3 as its role; and an added Deny wins."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import pytest
 
 from airline_local.aws.cfn import ACCOUNT_ID
 from airline_local.aws.moto_patches import (
+    CRAWLER_SESSION_NAME,
+    EVENTBRIDGE_SESSION_NAME,
     RUNTIME,
     STATE_MACHINE_SESSION_NAME,
     state_machine_modules_using_moto_client,
 )
 from airline_local.generator import write_csv
 from airline_local.pipeline import LocalPipeline, temporary_state_dir
-from tests.local.iam_mutations import actor_role, remove_action
+from tests.local.iam_mutations import actor_role, add_deny, remove_action
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[LocalPipeline]:
-    with temporary_state_dir("airline-iam-sfn-") as state_dir, \
+    with temporary_state_dir("airline-iam-pipeline-") as state_dir, \
             LocalPipeline(state_dir, iam_check=True, warm_workers=0) as running:
         running.emulator.wait_time_scale = 0.2
         yield running
@@ -104,3 +107,51 @@ def test_without_generate_data_key_on_the_topic_key_no_email_is_sent_and_the_run
                  f"kms:GenerateDataKey on resource: {key_arn}",
                  f"on behalf of sns:Publish on {pipeline.stack.topic_arns[0]}"):
         assert part in result.error, result.error
+
+
+# --- step 5: EventBridge starts the state machine as the rule target's role ------------------
+
+
+def test_without_start_execution_the_rule_starts_nothing_and_the_result_names_the_denial(pipeline, mutate, booking_file):
+    mutate(lambda body: remove_action(body, actor_role(body, "rule"), "states:StartExecution"))
+    sfn = pipeline.emulator.client("stepfunctions")
+    before = len(sfn.list_executions(stateMachineArn=pipeline.stack.state_machine_arn)["executions"])
+    [result] = pipeline.run([booking_file("no-start-execution.csv")], timeout=60)
+    assert result.status == "NOT_STARTED" and result.execution_name is None, result
+    assert len(sfn.list_executions(stateMachineArn=pipeline.stack.state_machine_arn)["executions"]) == before
+    for part in (f"EventBridge rule arn:aws:events:us-east-1:{ACCOUNT_ID}:rule/",
+                 f"{session_arn(pipeline, 'rule', EVENTBRIDGE_SESSION_NAME)} was denied states:StartExecution "
+                 f"on {pipeline.stack.state_machine_arn}",
+                 "because no identity-based policy allows the states:StartExecution action"):
+        assert part in result.error, result.error
+
+
+# --- step 6: the crawler reads S3 as its role --------------------------------------------------
+
+
+def test_without_get_object_the_crawl_fails_naming_the_denial(pipeline, mutate, booking_file):
+    mutate(lambda body: remove_action(body, actor_role(body, "crawler"), "s3:GetObject*"))
+    [result] = pipeline.run([booking_file("no-crawler-read.csv")], timeout=300)
+    assert result.status == "FAILED" and "Crawl failed" in result.states, result
+    glue = pipeline.emulator.client("glue")
+    last_crawl = glue.get_crawler(Name=pipeline.stack.crawler_names[0])["Crawler"]["LastCrawl"]
+    assert last_crawl["Status"] == "FAILED"
+    object_arn = f"arn:aws:s3:::{pipeline.stack.raw_bucket}/{result.key}"
+    for text in (last_crawl["ErrorMessage"], result.notification["message"]):
+        assert f"{session_arn(pipeline, 'crawler', CRAWLER_SESSION_NAME)} is not authorized to perform: " \
+               f"s3:GetObject on resource: {object_arn}" in text, text
+
+
+# --- an added explicit Deny wins over the template's Allow --------------------------------------
+
+
+def test_an_added_explicit_deny_wins_over_the_allow_through_the_pipeline(pipeline, mutate, booking_file):
+    crawler_arn = f"arn:aws:glue:us-east-1:{ACCOUNT_ID}:crawler/{pipeline.stack.crawler_names[0]}"
+    mutate(lambda body: add_deny(body, actor_role(body, "state_machine"), "glue:StartCrawler", crawler_arn,
+                                 sid="NoCrawlsToday"))
+    [result] = pipeline.run([booking_file("denied-crawl.csv")], timeout=300)
+    assert result.status == "FAILED" and "Start crawler failed" in result.states, result
+    message = result.notification["message"]
+    for part in ("Glue.AccessDeniedException", f"glue:StartCrawler on resource: {crawler_arn}",
+                 "with an explicit deny in an identity-based policy", "NoCrawlsToday"):
+        assert part in message, message
