@@ -46,7 +46,8 @@ AIRPORTS_TABLE = (
 )
 RUN_TABLE = (
     ("execution_id", "string"), ("source_file", "string"), ("rows_read", "bigint"),
-    ("rows_quarantined", "bigint"), ("rows_duplicate", "bigint"), ("quarantine_uri", "string"),
+    ("rows_quarantined", "bigint"), ("rows_duplicate", "bigint"), ("rows_staged", "bigint"),
+    ("quarantine_uri", "string"),
     ("started_at", "timestamp"),
 )
 # VARCHAR sizes (bytes) of the airports table: reference text longer than this is cut.

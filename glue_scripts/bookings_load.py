@@ -9,13 +9,15 @@ from __future__ import annotations
 import pkgutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 LOAD_SQL_FILE = "load_bookings.sql"
 STATEMENT_SEPARATOR = ";"            # a line holding only ";" ends a statement
 PLACEHOLDERS = ("{staging_uri}", "{iam_role}")
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "ABORTED"})
+# The load SQL's in-transaction check of its counts is the statement selecting this column.
+COUNTS_CHECK = "load_counts_check"
 # DescribeStatement polling: first look after 0.1 s (a small load finishes in well under a
 # second), then back off by 1.5x up to 2 s, so that a long load is seen ending within 2 s
 # for a few calls a minute (far below the Data API's DescribeStatement quota).
@@ -53,9 +55,13 @@ class RedshiftTarget:
 
 @dataclass(frozen=True)
 class LoadCounts:
+    """What the load did with each staged row (they add up to rows_staged, checked by the SQL)."""
+
     rows_inserted: int
     rows_updated: int
     rows_unchanged: int
+    rows_stale: int
+    rows_staged: int
 
 
 def read_load_sql(path: str | Path | None = None) -> str:
@@ -143,14 +149,17 @@ def run_load(client, statements: list[str], target: RedshiftTarget, *,
                   if sub.get("Status") in ("FAILED", "ABORTED")]
         where = f" (statement {failed[0]['Id']}: {failed[0].get('QueryString', '')[:120]!r})" \
             if failed else ""
+        if failed and COUNTS_CHECK in failed[0].get("QueryString", ""):
+            where = (": the staged rows COPY loaded, or the run's counts, do not add up; nothing"
+                     " was loaded (the transaction was rolled back)")
         raise LoadError(f"load batch {batch_id} {status}: {description.get('Error', 'no error')}"
                         f"{where}")
     result = client.get_statement_result(Id=f"{batch_id}:{len(statements)}")
     records = result.get("Records", [])
-    if len(records) != 1 or len(records[0]) != 3:
-        raise LoadError(f"load batch {batch_id}: expected one row of 3 counts, got {records}")
-    inserted, updated, unchanged = (_field_value(field) for field in records[0])
-    return LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_unchanged=unchanged)
+    width = len(fields(LoadCounts))
+    if len(records) != 1 or len(records[0]) != width:
+        raise LoadError(f"load batch {batch_id}: expected one row of {width} counts, got {records}")
+    return LoadCounts(*(_field_value(field) for field in records[0]))
 
 
 def load_bookings(staging_uri: str, iam_role: str, target: RedshiftTarget, *,

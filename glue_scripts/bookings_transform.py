@@ -31,6 +31,7 @@ CORRUPT_RECORD = "_corrupt_record"
 RECORD_NUMBER = "record_number"
 REASONS = "reasons"
 QUARANTINE_VALUES = "_quarantine_values"
+DUPLICATE_RANK = "_duplicate_rank"  # rank_duplicates: 1 = the row kept for its booking_id
 EARTH_RADIUS_KM = 6371.0
 
 # ISO 8601 date-time: date, 'T' (or a space), hh:mm[:ss[.fraction]], optional offset.
@@ -274,10 +275,24 @@ def accepted_rows(validated: DataFrame) -> DataFrame:
 
 def deduplicate(accepted: DataFrame) -> DataFrame:
     """One row per booking_id: the latest updated_at, and on a tie the later record."""
+    return keep_first_ranked(rank_duplicates(accepted))
+
+
+def rank_duplicates(accepted: DataFrame) -> DataFrame:
+    """Each row's DUPLICATE_RANK among the rows of its booking_id: 1 is the row kept (the latest
+    updated_at, on a tie the later record), above 1 a duplicate. Apart from ``deduplicate`` so
+    that the job can count the duplicates it drops directly (is_duplicate)."""
     latest_first = Window.partitionBy("booking_id").orderBy(
         F.col("updated_at").desc(), F.col(RECORD_NUMBER).desc())
-    return (accepted.withColumn("_rank", F.row_number().over(latest_first))
-            .where(F.col("_rank") == 1).drop("_rank"))
+    return accepted.withColumn(DUPLICATE_RANK, F.row_number().over(latest_first))
+
+
+def is_duplicate(ranked: DataFrame) -> Column:
+    return ranked[DUPLICATE_RANK] > 1
+
+
+def keep_first_ranked(ranked: DataFrame) -> DataFrame:
+    return ranked.where(~is_duplicate(ranked)).drop(DUPLICATE_RANK)
 
 
 def _great_circle_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:

@@ -42,6 +42,10 @@ ARGUMENT_NAMES = (
     "max_reject_ratio",
 )
 UNSET = "-"
+# The run summary is written after the warehouse committed: a failed write is retried (after 1 s,
+# then 2 s) before the run is reported as committed-but-unsummarized (SummaryNotWritten).
+SUMMARY_WRITE_ATTEMPTS = 3
+SUMMARY_RETRY_SECONDS = 1.0
 # Execution ids become path segments and part of a SQL literal: keep them to a safe alphabet.
 EXECUTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -104,6 +108,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class CountsDoNotAddUp(RuntimeError):
+    """rows_read is not the sum of the run's outcomes: some rows were lost or multiplied."""
+
+
+class SummaryNotWritten(RuntimeError):
+    """The warehouse transaction committed, but the run summary could not be written."""
+
+
 @dataclass
 class RunSummary:
     execution_id: str
@@ -114,9 +126,11 @@ class RunSummary:
     rows_read: int = 0
     rows_quarantined: int = 0
     rows_duplicate: int = 0
+    rows_staged: int = 0  # staged = what COPY loaded (checked in the load's transaction)
     rows_inserted: int = 0
     rows_updated: int = 0
     rows_unchanged: int = 0
+    rows_stale: int = 0  # older than the warehouse's version: not applied
     quarantine_uri: str | None = None
     unknown_columns: list[str] = field(default_factory=list)
     # Seconds per phase (spark_session, stage, load): where a run's time went. Extra field:
@@ -129,6 +143,20 @@ class RunSummary:
         self.timings[phase] = round(now - since, 3)
         print(f"phase {phase}: {self.timings[phase]:.3f}s", file=sys.stderr, flush=True)
         return now
+
+    def counts_text(self) -> str:
+        return (f"read {self.rows_read}, quarantined {self.rows_quarantined}, duplicate "
+                f"{self.rows_duplicate}, inserted {self.rows_inserted}, updated {self.rows_updated}, "
+                f"unchanged {self.rows_unchanged}, stale {self.rows_stale}")
+
+    def check_counts(self, context: str = "") -> None:
+        """The run's invariant: every row read is quarantined, a duplicate, or staged, and every
+        staged row was inserted, updated, unchanged or stale. Raises CountsDoNotAddUp."""
+        applied = self.rows_inserted + self.rows_updated + self.rows_unchanged + self.rows_stale
+        if (self.rows_read != self.rows_quarantined + self.rows_duplicate + self.rows_staged
+                or applied != self.rows_staged):
+            raise CountsDoNotAddUp(f"the run's counts do not add up: {self.counts_text()}, staged "
+                                   f"{self.rows_staged}{context}")
 
     def to_json(self, finished_at: datetime) -> str:
         document = asdict(self)
@@ -196,17 +224,26 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
                 f"({summary.rows_quarantined / summary.rows_read:.1%}), more than "
                 f"max_reject_ratio {args.max_reject_ratio:g}; see {args.quarantine_uri}")
 
-        accepted = transform.accepted_rows(validated)
-        bookings = transform.enrich(transform.deduplicate(accepted), airports, args.source_uri,
+        # Duplicates counted as they are dropped, staged rows as they are written (observed
+        # metrics: no second read), so that a join losing rows cannot hide in either count.
+        ranked = transform.rank_duplicates(transform.accepted_rows(validated))
+        dropped = Observation("duplicate_bookings")
+        ranked = ranked.observe(dropped, F.coalesce(
+            F.sum(transform.is_duplicate(ranked).cast("long")), F.lit(0)).alias("rows"))
+        bookings = transform.enrich(transform.keep_first_ranked(ranked), airports, args.source_uri,
                                     args.execution_id, summary.started_at)
-        # Counted while written (an observed metric): no second read of the staged files.
         staged_rows = Observation("staged_bookings")
         bookings_io.write_parquet(bookings.observe(staged_rows, F.count(F.lit(1)).alias("rows")),
                                   args.staging_uri + "bookings/")
-        staged = int(staged_rows.get["rows"])
+        summary.rows_staged = int(staged_rows.get["rows"])
+        summary.rows_duplicate = int(dropped.get["rows"])
     finally:
         validated.unpersist()
-    summary.rows_duplicate = summary.rows_read - summary.rows_quarantined - staged
+    if summary.rows_read != summary.rows_quarantined + summary.rows_duplicate + summary.rows_staged:
+        raise CountsDoNotAddUp(
+            f"rows lost or multiplied before staging: read {summary.rows_read}, quarantined "
+            f"{summary.rows_quarantined}, duplicate {summary.rows_duplicate}, staged "
+            f"{summary.rows_staged}; nothing was loaded")
 
     bookings_io.write_parquet(
         transform.to_table_columns(airports, contract.AIRPORTS_TABLE).coalesce(1),
@@ -214,7 +251,7 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     airports.unpersist()
     run_row = spark.createDataFrame(
         [(args.execution_id, args.source_uri, summary.rows_read, summary.rows_quarantined,
-          summary.rows_duplicate, summary.quarantine_uri, summary.started_at)],
+          summary.rows_duplicate, summary.rows_staged, summary.quarantine_uri, summary.started_at)],
         transform.table_schema(contract.RUN_TABLE))
     bookings_io.write_parquet(run_row.coalesce(1), args.staging_uri + "run/")
 
@@ -227,12 +264,28 @@ def load(args: JobArguments, summary: RunSummary, load_sql_path: str | None = No
     summary.rows_inserted = counts.rows_inserted
     summary.rows_updated = counts.rows_updated
     summary.rows_unchanged = counts.rows_unchanged
+    summary.rows_stale = counts.rows_stale
+    if counts.rows_staged != summary.rows_staged:
+        raise CountsDoNotAddUp(f"the warehouse reports {counts.rows_staged} staged rows, the job "
+                               f"staged {summary.rows_staged}")
+    # The load's own check makes this unreachable short of a bug; the summary never says
+    # SUCCEEDED for counts that do not add up.
+    summary.check_counts(" (the warehouse transaction had committed)")
     summary.status = "SUCCEEDED"
 
 
 def _write_summary(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     document = summary.to_json(datetime.now(timezone.utc))
-    bookings_io.write_text(spark, args.summary_uri, document)
+    for attempt in range(1, SUMMARY_WRITE_ATTEMPTS + 1):
+        try:
+            bookings_io.write_text(spark, args.summary_uri, document)
+            break
+        except Exception as error:  # py4j wraps the file system's errors
+            if attempt == SUMMARY_WRITE_ATTEMPTS:
+                raise
+            print(f"writing {args.summary_uri} failed (attempt {attempt}): {error}; retrying",
+                  file=sys.stderr, flush=True)
+            time.sleep(SUMMARY_RETRY_SECONDS * 2 ** (attempt - 1))
     # The run's metrics, read from the summary as written (one source of the numbers): one EMF
     # line on stdout, which CloudWatch Logs turns into metrics (bookings_metrics).
     print(bookings_metrics.emf_line(json.loads(document), args.job_name), flush=True)
@@ -259,11 +312,18 @@ def main(argv: list[str]) -> None:
         summary.status, summary.error = "FAILED", f"{type(error).__name__}: {error}"
         _write_summary(spark, args, summary)
         raise
-    _write_summary(spark, args, summary)
+    try:
+        _write_summary(spark, args, summary)
+    except Exception as error:
+        # Not a failed load: the data is in the warehouse; say so, with the counts (the failure
+        # email quotes this message, Glue's ErrorMessage: keep it on one line).
+        cause = " ".join(str(bookings_io.root_cause(error)).split())[:500]
+        raise SummaryNotWritten(
+            f"{args.source_uri}: the load was COMMITTED to the warehouse (execution "
+            f"{args.execution_id}: {summary.counts_text()}), but the run summary could not be "
+            f"written to {args.summary_uri}: {cause}") from error
     print(f"{args.source_uri}: {summary.status} in {time.monotonic() - started:.1f}s - "
-          f"read {summary.rows_read}, quarantined {summary.rows_quarantined}, duplicate "
-          f"{summary.rows_duplicate}, inserted {summary.rows_inserted}, updated "
-          f"{summary.rows_updated}, unchanged {summary.rows_unchanged}")
+          f"{summary.counts_text()}")
 
 
 if __name__ == "__main__":

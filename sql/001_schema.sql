@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS airline.airports (
 DISTSTYLE ALL
 SORTKEY (iata_code);
 
+-- rows_read = rows_quarantined + rows_duplicate + rows_inserted + rows_updated + rows_unchanged
+-- + rows_stale, checked by the load in the transaction that writes the row.
 -- One row per successful load (keyed by the Step Functions execution that ran it).
 CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
     execution_id     VARCHAR(128)  NOT NULL,
@@ -69,9 +71,11 @@ CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
     rows_read        BIGINT        NOT NULL,
     rows_quarantined BIGINT        NOT NULL,
     rows_duplicate   BIGINT        NOT NULL,
+    rows_staged      BIGINT        NOT NULL,  -- rows the job staged = rows COPY loaded (checked)
     rows_inserted    BIGINT        NOT NULL,
     rows_updated     BIGINT        NOT NULL,
     rows_unchanged   BIGINT        NOT NULL,
+    rows_stale       BIGINT        NOT NULL,  -- older than the warehouse's version: not applied
     quarantine_uri   VARCHAR(1024),
     started_at       TIMESTAMP     NOT NULL,
     loaded_at        TIMESTAMP     NOT NULL,
@@ -79,3 +83,10 @@ CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
 )
 DISTSTYLE ALL
 SORTKEY (started_at);
+
+-- The loads' mutex: every load LOCKs it as its first statement, so loads run one after another
+-- while readers of the tables above are never blocked (nothing reads it; it holds no rows).
+CREATE TABLE IF NOT EXISTS airline.load_mutex (
+    held_by VARCHAR(128)
+)
+DISTSTYLE ALL;

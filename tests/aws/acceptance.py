@@ -439,7 +439,8 @@ def check_success_notification(notification: Mapping[str, str], *, rows_read: in
     return counts
 
 
-ACCOUNTED = ("rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+ACCOUNTED = ("rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged",
+             "rows_stale")
 
 
 def check_counts(counts: Mapping[str, int], warehouse_rows: int) -> None:

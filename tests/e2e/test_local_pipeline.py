@@ -13,7 +13,7 @@ from e2e_helpers import read_rows, scalar, write_rows
 
 pytestmark = pytest.mark.slow
 
-COUNTS = ("rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+COUNTS = ("rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged", "rows_stale")
 
 
 def assert_conserved(summary: dict) -> None:
@@ -38,8 +38,8 @@ def test_sample_file_is_loaded_and_reported(pipeline):
     assert sources == [(summary["source_file"],)]
     assert summary["source_file"] == f"s3://{pipeline.stack.raw_bucket}/raw/bookings/bookings_sample.csv"
     audit = pipeline.query(
-        "SELECT rows_read, rows_quarantined, rows_duplicate, rows_inserted, rows_updated, rows_unchanged "
-        f"FROM airline.ingestion_runs WHERE execution_id = '{result.execution_name}'")[1]
+        "SELECT rows_read, rows_quarantined, rows_duplicate, rows_inserted, rows_updated, rows_unchanged, "
+        f"rows_stale FROM airline.ingestion_runs WHERE execution_id = '{result.execution_name}'")[1]
     assert audit == [tuple(summary[k] for k in ("rows_read", *COUNTS))]
     # The email carries the counts of the run summary.
     assert "succeeded" in result.notification["subject"].lower()
@@ -88,9 +88,39 @@ def test_newer_data_wins_and_an_older_file_changes_nothing(pipeline, make_file, 
 
     assert (v1.status, v2.status, late.status) == ("SUCCEEDED",) * 3
     assert v2.summary["rows_updated"] == v1.summary["rows_inserted"] == len(rows)
-    assert late.summary["rows_unchanged"] == len(rows) and late.summary["rows_updated"] == 0
+    assert late.summary["rows_stale"] == len(rows), "older than the warehouse's version: counted apart"
+    assert late.summary["rows_unchanged"] == late.summary["rows_updated"] == 0
     fares = pipeline.query("SELECT DISTINCT fare_amount FROM airline.bookings WHERE booking_id LIKE 'BK103-%'")[1]
     assert [str(f) for (f,) in fares] == ["999.99"]
+
+
+def test_a_later_file_with_the_same_updated_at_wins_when_its_content_differs(pipeline, make_file, tmp_path):
+    """docs/data-contract.md, "Loading": a later file whose rows carry no updated_at (so booking_time,
+    a tie with the warehouse) updates the rows whose content differs, leaves identical ones
+    unchanged; rows older than the warehouse's are stale. Counted in the summary, the audit row
+    and the email."""
+    rows = read_rows(make_file("tie-v1.csv", 40, seed=104, duplicate_ratio=0.0, update_ratio=0.0))
+    first = [dict(r, updated_at=r["booking_time"]) for r in rows[:30]]
+    first += [dict(r, updated_at="2031-01-01T00:00:00Z") for r in rows[30:]]
+    repriced = [dict(r, updated_at="", fare_amount="1234.56") for r in rows[:10]]
+    same = [dict(r, updated_at="") for r in rows[10:30]]
+    older = [dict(r, updated_at=r["booking_time"], fare_amount="1234.56") for r in rows[30:]]
+    [v1] = pipeline.run([write_rows(tmp_path / "tie-v1-explicit.csv", first)])
+    [v2] = pipeline.run([write_rows(tmp_path / "tie-v2.csv", repriced + same + older)])
+
+    assert (v1.status, v2.status) == ("SUCCEEDED",) * 2, v2.error
+    assert v1.summary["rows_inserted"] == len(rows)
+    counts = {k: v2.summary[k] for k in ("rows_inserted", "rows_updated", "rows_unchanged", "rows_stale")}
+    assert counts == {"rows_inserted": 0, "rows_updated": 10, "rows_unchanged": 20, "rows_stale": 10}
+    assert_conserved(v2.summary)
+    assert v2.summary["rows_staged"] == len(rows)
+    audit = pipeline.query("SELECT rows_staged, rows_updated, rows_unchanged, rows_stale FROM airline.ingestion_runs "
+                           f"WHERE execution_id = '{v2.execution_name}'")[1]
+    assert audit == [(len(rows), 10, 20, 10)]
+    assert "rows_stale=10" in v2.notification["message"] and "rows_updated=10" in v2.notification["message"]
+    repriced_ids = scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings "
+                                    "WHERE booking_id LIKE 'BK104-%' AND fare_amount = 1234.56")
+    assert repriced_ids == 10, "the tie went to the later file; the stale rows were not applied"
 
 
 def test_a_file_missing_a_required_column_fails_and_changes_nothing(pipeline, make_file, tmp_path):

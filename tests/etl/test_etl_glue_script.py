@@ -163,10 +163,11 @@ def test_the_script_loads_the_sample_and_a_retried_load_changes_nothing(data_api
     summary = json.loads((root / "runs" / "exec-ok-1.json").read_text())
     assert summary["status"] == "SUCCEEDED" and summary["error"] is None
     assert (summary["rows_read"], summary["rows_quarantined"], summary["rows_duplicate"]) == (1000, 20, 69)
-    assert (summary["rows_inserted"], summary["rows_updated"], summary["rows_unchanged"]) == (911, 0, 0)
+    assert (summary["rows_staged"], summary["rows_inserted"], summary["rows_updated"],
+            summary["rows_unchanged"], summary["rows_stale"]) == (911, 911, 0, 0, 0)
     assert summary["rows_read"] == (summary["rows_quarantined"] + summary["rows_duplicate"]
                                     + summary["rows_inserted"] + summary["rows_updated"]
-                                    + summary["rows_unchanged"])
+                                    + summary["rows_unchanged"] + summary["rows_stale"])
     assert summary["quarantine_uri"] == (root / "quarantine" / "exec-ok-1").as_uri() + "/"
 
     # A retry of the same execution (same staged files) merges nothing new and replaces the
@@ -177,14 +178,40 @@ def test_the_script_loads_the_sample_and_a_retried_load_changes_nothing(data_api
         (root / "staging" / "exec-ok-1").as_uri() + "/", "arn:aws:iam::123456789012:role/copy",
         bookings_load.RedshiftTarget("dev", workgroup="wg-local"),
         sql_path=REPO_ROOT / "sql" / "load_bookings.sql", client=client)
-    assert again == bookings_load.LoadCounts(rows_inserted=0, rows_updated=0, rows_unchanged=911)
+    assert again == bookings_load.LoadCounts(rows_inserted=0, rows_updated=0, rows_unchanged=911,
+                                             rows_stale=0, rows_staged=911)
 
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM airline.bookings").fetchone()[0] == 911
         assert conn.execute("SELECT count(*) FROM airline.airports").fetchone()[0] > 5000
-        runs = conn.execute("SELECT execution_id, rows_read, rows_inserted, rows_unchanged "
+        runs = conn.execute("SELECT execution_id, rows_read, rows_staged, rows_inserted, rows_unchanged "
                             "FROM airline.ingestion_runs").fetchall()
-        assert runs == [("exec-ok-1", 1000, 0, 911)]
+        assert runs == [("exec-ok-1", 1000, 911, 0, 911)]
         jfk = conn.execute("SELECT origin_city, origin_country FROM airline.bookings "
                            "WHERE origin = 'JFK' LIMIT 1").fetchone()
         assert jfk in (None, ("New York", "US"))
+
+
+def test_a_summary_that_cannot_be_written_after_the_commit_says_the_data_was_committed(
+        data_api_endpoint, tmp_path):
+    """Issue 13, section 6: the summary write is retried; when it still fails, the job's error
+    (Glue's ErrorMessage, which the failure email quotes) says the load committed, with counts."""
+    endpoint, dsn = data_api_endpoint
+    root = tmp_path / "bucket"
+    root.mkdir()
+    (root / "runs").write_text("a file where the runs/ folder should be: every write fails")
+    source = tmp_path / "raw" / "two.csv"
+    source.parent.mkdir()
+    source.write_text(rows_csv([{**GOOD_ROW, "booking_id": f"SUMMARY-LOST-{n}"} for n in (1, 2)]))
+    result = _run_script(tmp_path / "work", _glue_arguments(source, root, "exec-nosummary-1"),
+                         {"AWS_ENDPOINT_URL": endpoint})
+    assert result.returncode != 0
+    assert result.stderr.count("failed (attempt") == 2, "two retries before giving up"
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"SummaryNotWritten: {source.as_uri()}: the load was COMMITTED to "
+                                "the warehouse (execution exec-nosummary-1: read 2, quarantined 0, duplicate 0, "
+                                "inserted 2, updated 0, unchanged 0, stale 0), but the run summary could not "
+                                f"be written to {(root / 'runs').as_uri()}/exec-nosummary-1.json: "), last_line
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT rows_read, rows_inserted FROM airline.ingestion_runs "
+                            "WHERE execution_id = 'exec-nosummary-1'").fetchone() == (2, 2)

@@ -25,10 +25,13 @@ def statements() -> list[str]:
     return build_statements(bookings_load.read_load_sql(SQL_PATH), STAGING, ROLE)
 
 
-def test_the_load_sql_becomes_fourteen_statements_ending_with_the_counts(statements):
-    assert len(statements) == 14
-    assert statements[0].startswith("LOCK airline.bookings")
-    assert statements[-1].startswith("SELECT rows_inserted, rows_updated, rows_unchanged")
+def test_the_load_sql_becomes_sixteen_statements_ending_with_the_counts(statements):
+    assert len(statements) == 16
+    assert statements[0] == "LOCK airline.load_mutex"
+    assert statements[-1].startswith("SELECT rows_inserted, rows_updated, rows_unchanged, rows_stale, rows_staged")
+    checks = [i for i, s in enumerate(statements) if bookings_load.COUNTS_CHECK in s]
+    merge = next(i for i, s in enumerate(statements) if s.startswith("MERGE"))
+    assert len(checks) == 1 and checks[0] < merge, "the counts are checked before anything is merged"
     assert sum(s.startswith("MERGE INTO airline.bookings") for s in statements) == 1
     assert not any(line.lstrip().startswith("--") for s in statements for line in s.splitlines())
     assert not any(s.rstrip().endswith(";") or not s for s in statements)
@@ -96,12 +99,14 @@ def test_run_load_submits_one_batch_polls_and_reads_the_last_result(statements):
         stub.add_response("describe_statement", {"Id": "b-1", "Status": "STARTED"}, {"Id": "b-1"})
         stub.add_response("describe_statement", {"Id": "b-1", "Status": "FINISHED"}, {"Id": "b-1"})
         stub.add_response("get_statement_result", {
-            "Records": [[{"longValue": 5}, {"longValue": 2}, {"longValue": 1}]]}, {"Id": "b-1:14"})
+            "Records": [[{"longValue": 5}, {"longValue": 2}, {"longValue": 1}, {"longValue": 3},
+                         {"longValue": 11}]]}, {"Id": "b-1:16"})
         sleeps: list[float] = []
         counts = bookings_load.run_load(client, statements, target, statement_name="load-exec-1",
                                         sleep=sleeps.append)
         stub.assert_no_pending_responses()
-    assert counts == LoadCounts(rows_inserted=5, rows_updated=2, rows_unchanged=1)
+    assert counts == LoadCounts(rows_inserted=5, rows_updated=2, rows_unchanged=1, rows_stale=3,
+                                rows_staged=11)
     assert sleeps == [bookings_load.FIRST_POLL_SECONDS]
 
 
@@ -129,3 +134,18 @@ def test_a_batch_that_never_ends_is_cancelled_after_the_timeout(statements):
             bookings_load.run_load(client, statements, RedshiftTarget("dev", workgroup="wg-local"),
                                    timeout_seconds=15, sleep=lambda _: None,
                                    clock=lambda: next(ticks))
+
+
+def test_a_failed_count_check_says_that_nothing_was_loaded(statements):
+    client = _client()
+    check = next(s for s in statements if bookings_load.COUNTS_CHECK in s)
+    with Stubber(client) as stub:
+        stub.add_response("batch_execute_statement", {"Id": "b-4"})
+        stub.add_response("describe_statement", {
+            "Id": "b-4", "Status": "FAILED",
+            "Error": "ERROR: Invalid digit, Value 'l', Pos 0, Type: Integer",
+            "SubStatements": [{"Id": "b-4:13", "Status": "FAILED", "QueryString": check}]})
+        with pytest.raises(LoadError, match=r"b-4 FAILED: ERROR: Invalid digit.*do not add up; nothing was "
+                                            r"loaded \(the transaction was rolled back\)"):
+            bookings_load.run_load(client, statements, RedshiftTarget("dev", workgroup="wg-local"),
+                                   sleep=lambda _: None)

@@ -58,8 +58,9 @@ def test_generated_file_rows_are_conserved_and_land_where_they_should(generated,
     assert airports.column_names == [name for name, _ in contract.AIRPORTS_TABLE] and airports.num_rows > 5000
     (run,) = pq.read_table(_local(args.staging_uri) / "run").to_pylist()
     assert list(run) == [name for name, _ in contract.RUN_TABLE]
-    assert (run["rows_read"], run["rows_quarantined"], run["rows_duplicate"]) == (
-        2000, bad, summary.rows_duplicate)
+    assert (run["rows_read"], run["rows_quarantined"], run["rows_duplicate"], run["rows_staged"]) == (
+        2000, bad, summary.rows_duplicate, staged.num_rows)
+    assert summary.rows_staged == staged.num_rows
     assert not list(_local(args.staging_uri).rglob("_SUCCESS"))  # COPY loads the whole prefix
 
 

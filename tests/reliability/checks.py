@@ -18,7 +18,7 @@ from typing import Any
 from airline_local.pipeline import LocalPipeline, RunResult
 
 COUNT_KEYS = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
-              "rows_unchanged")
+              "rows_unchanged", "rows_stale")
 # At most this many files in flight: the job's MaxConcurrentRuns is 5, and a sixth run would only
 # wait in the state machine's retry (with backoff) while its crawl and JVM start compete for CPU.
 DEFAULT_WINDOW = int(os.environ.get("RELIABILITY_WINDOW", "4"))
@@ -62,7 +62,7 @@ def rows_with_prefix(pipeline: LocalPipeline, prefix: str) -> int:
 
 
 def assert_accounted_in_warehouse(pipeline: LocalPipeline, result: RunResult) -> dict[str, int]:
-    """rows_read = quarantined + duplicate + inserted + updated + unchanged, from the audit row the
+    """rows_read = quarantined + duplicate + inserted + updated + unchanged + stale, from the audit row the
     load transaction wrote, which must also agree with the run summary and with the table."""
     audit = audit_row(pipeline, result.execution_name)
     assert audit is not None, f"{result.key}: no airline.ingestion_runs row for {result.execution_name}"

@@ -351,7 +351,8 @@ class Case:
 def ok(read: int, quarantined: int = 0, duplicate: int = 0) -> dict[str, int]:
     """Counts of a file whose valid rows are all new to the warehouse."""
     return {"rows_read": read, "rows_quarantined": quarantined, "rows_duplicate": duplicate,
-            "rows_inserted": read - quarantined - duplicate, "rows_updated": 0, "rows_unchanged": 0}
+            "rows_inserted": read - quarantined - duplicate, "rows_updated": 0, "rows_unchanged": 0,
+            "rows_stale": 0}
 
 
 ZERO = ok(0)

@@ -56,9 +56,11 @@ def test_batch_round_trip_of_the_load(api, clean_tables, stage):
     assert last["HasResultSet"] is True and last["ResultRows"] == 1
 
     result = api.get_statement_result({"Id": last["Id"]})
-    assert [c["name"] for c in result["ColumnMetadata"]] == ["rows_inserted", "rows_updated", "rows_unchanged"]
+    assert [c["name"] for c in result["ColumnMetadata"]] == [
+        "rows_inserted", "rows_updated", "rows_unchanged", "rows_stale", "rows_staged"]
     assert {c["typeName"] for c in result["ColumnMetadata"]} == {"int8"}
-    assert result["Records"] == [[{"longValue": 2}, {"longValue": 0}, {"longValue": 0}]]
+    assert result["Records"] == [[{"longValue": 2}, {"longValue": 0}, {"longValue": 0}, {"longValue": 0},
+                                  {"longValue": 2}]]
     assert result["TotalNumRows"] == 1
     assert fetch(clean_tables, "SELECT count(*) FROM airline.bookings") == [(2,)]
 

@@ -24,23 +24,28 @@ from airline_local.warehouse.redshift_data import Warehouse, WarehouseError
 
 T0 = dt.datetime(2024, 1, 10, 8, 0, tzinfo=UTC)
 HOUR = dt.timedelta(hours=1)
-RUN_COUNTS = "SELECT rows_inserted, rows_updated, rows_unchanged FROM airline.ingestion_runs WHERE execution_id = %s"
+RUN_COUNTS = ("SELECT rows_inserted, rows_updated, rows_unchanged, rows_stale FROM airline.ingestion_runs "
+              "WHERE execution_id = %s")
 SNAPSHOT = "SELECT * FROM airline.bookings ORDER BY booking_id"
 
 
-def run_load(warehouse: Warehouse, staging_uri: str) -> tuple[int, int, int]:
+def run_load(warehouse: Warehouse, staging_uri: str) -> tuple[int, int, int, int]:
+    """(inserted, updated, unchanged, stale) of one load; checks rows_staged came back too."""
     results = warehouse.execute_batch(load_statements(staging_uri))
     final = results[-1]
-    assert final.has_result_set and [c.name for c in final.columns] == ["rows_inserted", "rows_updated", "rows_unchanged"]
+    assert final.has_result_set and [c.name for c in final.columns] == [
+        "rows_inserted", "rows_updated", "rows_unchanged", "rows_stale", "rows_staged"]
     assert len(final.rows) == 1
-    return final.rows[0]
+    *counts, staged = final.rows[0]
+    assert sum(counts) == staged
+    return tuple(counts)
 
 
 def test_apply_schema_is_idempotent(warehouse):
-    assert warehouse.apply_schema(SCHEMA_SQL) == 4
-    assert warehouse.apply_schema(SCHEMA_SQL) == 4
+    assert warehouse.apply_schema(SCHEMA_SQL) == 5
+    assert warehouse.apply_schema(SCHEMA_SQL) == 5
     tables = fetch(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'airline' ORDER BY 1")
-    assert tables == [("airports",), ("bookings",), ("ingestion_runs",)]
+    assert tables == [("airports",), ("bookings",), ("ingestion_runs",), ("load_mutex",)]
 
 
 def test_first_load_inserts_everything_with_values_intact(clean_tables, stage):
@@ -51,7 +56,7 @@ def test_first_load_inserts_everything_with_values_intact(clean_tables, stage):
         booking("B3", T0, departure_time_utc=dt.datetime(2024, 3, 10, 23, 30, 15, 123456, tzinfo=UTC)),
     ]
     uri = stage("exec-1", rows, run={"rows_read": 5, "rows_quarantined": 2, "quarantine_uri": "s3://raw/quarantine/exec-1/"})
-    assert run_load(warehouse, uri) == (3, 0, 0)
+    assert run_load(warehouse, uri) == (3, 0, 0, 0)
 
     stored = {r[0]: r for r in fetch(warehouse, SNAPSHOT)}
     assert set(stored) == {"B1", "B2", "B3"}
@@ -65,17 +70,17 @@ def test_first_load_inserts_everything_with_values_intact(clean_tables, stage):
 
     run = fetch(
         warehouse,
-        "SELECT status, rows_read, rows_quarantined, rows_duplicate, rows_inserted, rows_updated, rows_unchanged, "
-        "quarantine_uri FROM airline.ingestion_runs WHERE execution_id = 'exec-1'",
+        "SELECT status, rows_read, rows_quarantined, rows_duplicate, rows_staged, rows_inserted, rows_updated, "
+        "rows_unchanged, rows_stale, quarantine_uri FROM airline.ingestion_runs WHERE execution_id = 'exec-1'",
     )
-    assert run == [("SUCCEEDED", 5, 2, 0, 3, 0, 0, "s3://raw/quarantine/exec-1/")]
+    assert run == [("SUCCEEDED", 5, 2, 0, 3, 3, 0, 0, 0, "s3://raw/quarantine/exec-1/")]
     assert fetch(warehouse, "SELECT iata_code FROM airline.airports ORDER BY 1") == [("CDG",), ("JFK",)]
 
 
 def test_newest_wins_and_rerunning_a_batch_changes_nothing(clean_tables, stage):
     warehouse = clean_tables
     first = [booking("NEWER", T0), booking("OLDER", T0), booking("SAME", T0)]
-    assert run_load(warehouse, stage("exec-1", first)) == (3, 0, 0)
+    assert run_load(warehouse, stage("exec-1", first)) == (3, 0, 0, 0)
 
     second = [
         booking("NEWER", T0 + HOUR, booking_status="CANCELLED", execution_id="exec-2"),
@@ -84,16 +89,16 @@ def test_newest_wins_and_rerunning_a_batch_changes_nothing(clean_tables, stage):
         booking("FRESH", T0, execution_id="exec-2"),
     ]
     uri = stage("exec-2", second)
-    assert run_load(warehouse, uri) == (1, 1, 2)
+    assert run_load(warehouse, uri) == (1, 1, 1, 1), "OLDER is stale, SAME (identical) unchanged"
     status = dict(fetch(warehouse, "SELECT booking_id, booking_status FROM airline.bookings"))
     assert status == {"NEWER": "CANCELLED", "OLDER": "CONFIRMED", "SAME": "CONFIRMED", "FRESH": "CONFIRMED"}
-    assert fetch(warehouse, RUN_COUNTS, ("exec-2",)) == [(1, 1, 2)]
+    assert fetch(warehouse, RUN_COUNTS, ("exec-2",)) == [(1, 1, 1, 1)]
 
     before = fetch(warehouse, SNAPSHOT)
-    assert run_load(warehouse, uri) == (0, 0, 4), "a retry of the same execution finds everything loaded"
+    assert run_load(warehouse, uri) == (0, 0, 3, 1), "a retry of the same execution finds everything loaded"
     assert fetch(warehouse, SNAPSHOT) == before
     assert fetch(warehouse, "SELECT count(*) FROM airline.ingestion_runs WHERE execution_id = 'exec-2'") == [(1,)]
-    assert fetch(warehouse, RUN_COUNTS, ("exec-2",)) == [(0, 0, 4)]
+    assert fetch(warehouse, RUN_COUNTS, ("exec-2",)) == [(0, 0, 3, 1)]
 
 
 def test_a_failing_statement_rolls_back_the_whole_batch(clean_tables, stage):
@@ -137,8 +142,10 @@ def test_concurrent_loads_of_overlapping_keys_do_not_duplicate(clean_tables, sta
     assert errors == []
     assert fetch(warehouse, "SELECT count(*), count(DISTINCT booking_id) FROM airline.bookings") == [(51, 51)]
     # both runs are recorded and their counts add up to what is in the table
-    counts = fetch(warehouse, "SELECT sum(rows_inserted), sum(rows_updated) FROM airline.ingestion_runs")
-    assert counts == [(51, 49)] or counts == [(51, 0)]
+    counts = fetch(warehouse, "SELECT sum(rows_inserted), sum(rows_updated), sum(rows_stale) FROM airline.ingestion_runs")
+    assert counts == [(51, 49, 0)] or counts == [(51, 0, 49)]
+    assert fetch(warehouse, "SELECT DISTINCT updated_at FROM airline.bookings WHERE booking_id NOT IN ('K1', 'K51')") == [
+        (dt.datetime(2024, 1, 10, 10, 0),)], "newest wins whatever the order"
 
 
 def test_quotes_and_semicolons_in_staged_data_stay_data(clean_tables, stage):
@@ -146,7 +153,7 @@ def test_quotes_and_semicolons_in_staged_data_stay_data(clean_tables, stage):
     evil = "x'; DROP TABLE airline.bookings; --"
     rows = [booking("Q'1;--", T0, source_file=evil, passenger_id='say "hi"; \\ \n next line')]
     uri = stage("exec-evil", rows, run={"source_file": evil})
-    assert run_load(warehouse, uri) == (1, 0, 0)
+    assert run_load(warehouse, uri) == (1, 0, 0, 0)
     assert fetch(warehouse, "SELECT booking_id, source_file, passenger_id FROM airline.bookings") == [
         ("Q'1;--", evil, 'say "hi"; \\ \n next line')
     ]
@@ -226,7 +233,45 @@ def test_copy_counts_varchar_lengths_in_bytes_like_redshift(clean_tables, stage)
     """Redshift VARCHAR(n) holds n bytes of UTF-8, PostgreSQL's n characters: the local COPY
     checks bytes, and fails the load as Redshift's COPY from Parquet does (no TRUNCATECOLUMNS)."""
     warehouse = clean_tables
-    assert run_load(warehouse, stage("exec-1", [booking("FITS", T0, currency="€")])) == (1, 0, 0)  # 3 bytes
+    assert run_load(warehouse, stage("exec-1", [booking("FITS", T0, currency="€")])) == (1, 0, 0, 0)  # 3 bytes
     with pytest.raises(WarehouseError, match=r"a value of 6 bytes does not fit column currency VARCHAR\(3\)"):
         run_load(warehouse, stage("exec-2", [booking("TOO-LONG", T0, currency="€€")]))  # 2 characters
     assert fetch(warehouse, "SELECT booking_id FROM airline.bookings") == [("FITS",)]
+
+
+def test_a_tie_on_updated_at_is_won_by_the_later_ingestion_when_the_content_differs(clean_tables, stage):
+    """docs/data-contract.md, "Loading": same updated_at + different content -> updated (the later
+    file wins); same updated_at + identical content -> unchanged; older -> stale, not applied."""
+    warehouse = clean_tables
+    first = [booking("CANCEL", T0), booking("SAME", T0), booking("STALE", T0), booking("NOCHANNEL", T0)]
+    assert run_load(warehouse, stage("exec-1", first)) == (4, 0, 0, 0)
+    second = [
+        booking("CANCEL", T0, booking_status="CANCELLED", execution_id="exec-2"),
+        booking("SAME", T0, execution_id="exec-2", ingested_at=T0 + HOUR),  # lineage is not content
+        booking("STALE", T0 - HOUR, booking_status="CANCELLED", execution_id="exec-2"),
+        booking("NOCHANNEL", T0, sales_channel=None, execution_id="exec-2"),  # NULL differs from 'WEB'
+    ]
+    assert run_load(warehouse, stage("exec-2", second)) == (0, 2, 1, 1)
+    stored = {r[0]: r[1:] for r in fetch(
+        warehouse, "SELECT booking_id, booking_status, sales_channel, execution_id FROM airline.bookings")}
+    assert stored == {"CANCEL": ("CANCELLED", "WEB", "exec-2"), "SAME": ("CONFIRMED", "WEB", "exec-1"),
+                      "STALE": ("CONFIRMED", "WEB", "exec-1"), "NOCHANNEL": ("CONFIRMED", None, "exec-2")}
+    # and the same file again: everything it says is now in the warehouse
+    assert run_load(warehouse, stage("exec-3", second)) == (0, 0, 3, 1)
+
+
+@pytest.mark.parametrize(("run", "why"), [
+    ({"rows_staged": 3}, "COPY loaded 2 rows, the job staged 3"),
+    ({"rows_read": 5, "rows_duplicate": 1}, "rows_read 5"),
+])
+def test_counts_that_do_not_add_up_roll_the_load_back(clean_tables, stage, run, why):
+    warehouse = clean_tables
+    assert run_load(warehouse, stage("exec-1", [booking("KEEP", T0)])) == (1, 0, 0, 0)
+    before = {t: fetch(warehouse, f"SELECT * FROM airline.{t} ORDER BY 1") for t in ("bookings", "ingestion_runs")}
+    uri = stage("exec-2", [booking("NEW", T0), booking("KEEP", T0 + HOUR)], airports=[], run=run)
+    with pytest.raises(WarehouseError, match="load counts do not add up") as failure:
+        warehouse.execute_batch(load_statements(uri))
+    assert why in failure.value.message
+    assert "load_counts_check" in failure.value.statement
+    assert {t: fetch(warehouse, f"SELECT * FROM airline.{t} ORDER BY 1") for t in before} == before
+    assert fetch(warehouse, "SELECT count(*) FROM airline.airports") != [(0,)], "airports rolled back too"

@@ -33,11 +33,11 @@ def _merge_statement() -> str:
 
 
 def test_split_handles_both_separator_styles():
-    assert [s.split()[0].upper() for s in split_statements(SCHEMA_SQL.read_text())] == ["CREATE"] * 4
+    assert [s.split()[0].upper() for s in split_statements(SCHEMA_SQL.read_text())] == ["CREATE"] * 5
     load_text = LOAD_SQL.read_text()
     load = split_statements(load_text)
     assert len(load) == sum(1 for line in load_text.splitlines() if line.strip() == ";")
-    assert load[0].startswith("LOCK airline.bookings")
+    assert load[0] == "LOCK airline.load_mutex", "loads lock their mutex, never the readers' tables"
     assert load[-1].startswith("SELECT rows_inserted")
     assert not any(s.startswith("--") or s.endswith(";") for s in load)
 
@@ -99,7 +99,7 @@ def test_merge_insert_without_column_list_is_valid_postgres():
 
 def test_lock_temp_table_like_and_delete_using_translate_word_for_word():
     load = split_statements(LOAD_SQL.read_text())
-    assert to_postgres(load[0]) == "LOCK airline.bookings, airline.airports, airline.ingestion_runs"
+    assert to_postgres(load[0]) == "LOCK airline.load_mutex"
     assert to_postgres(load[1]) == "CREATE TEMPORARY TABLE stage_bookings (LIKE airline.bookings)"
     delete_using = next(s for s in load if s.startswith("DELETE FROM airline.ingestion_runs USING"))
     assert to_postgres(delete_using) == (

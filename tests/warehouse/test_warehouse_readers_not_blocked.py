@@ -1,0 +1,102 @@
+"""Issue 13, section 1: a load never blocks the warehouse's readers.
+
+A reader runs `SELECT count(*) FROM airline.bookings` over and over while a large load runs on the
+real PostgreSQL; every answer is the count before or after the load, and the slowest answer takes
+a small fraction of the load's time. The same load with the old `LOCK airline.bookings` put back
+shows that the test sees blocking when there is some.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pyarrow.parquet as pq
+from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, RUN_SCHEMA, UTC, bookings_table, fetch, load_statements, write_parquet
+
+from airline_local.warehouse.redshift_data import Warehouse
+
+BEFORE_ROWS = 60_000
+LOAD_ROWS = 150_000  # 20,000 of them already in the warehouse (identical: unchanged)
+LOAD_OFFSET = 40_000
+# The slowest reader answer may take at most this share of the load's duration.
+READER_SHARE = 0.1
+
+
+def stage_rows(root: Path, execution_id: str, rows: int, offset: int) -> str:
+    staging = root / execution_id
+    (staging / "bookings").mkdir(parents=True)
+    pq.write_table(bookings_table(rows, offset), staging / "bookings" / "part-00000.snappy.parquet")
+    write_parquet(staging / "airports", AIRPORTS_SCHEMA, AIRPORTS)
+    write_parquet(staging / "run", RUN_SCHEMA, [{
+        "execution_id": execution_id, "source_file": f"s3://raw/raw/bookings/{execution_id}.csv",
+        "rows_read": rows, "rows_quarantined": 0, "rows_duplicate": 0, "rows_staged": rows,
+        "quarantine_uri": None, "started_at": dt.datetime(2024, 1, 6, tzinfo=UTC)}])
+    return staging.as_uri() + "/"
+
+
+def load_while_reading(warehouse: Warehouse, statements: list[str]) -> tuple[float, list[tuple[float, int]]]:
+    """Run the load batch while a reader counts the bookings in a loop on its own connection
+    (and for a moment after the commit): (the load's seconds, [(seconds, count) per query])."""
+    answers: list[tuple[float, int]] = []
+    done = threading.Event()
+    reader_ready = threading.Event()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
+                reader_ready.set()
+                while not done.is_set():
+                    started = time.perf_counter()
+                    (count,) = conn.execute("SELECT count(*) FROM airline.bookings").fetchone()
+                    answers.append((time.perf_counter() - started, count))
+                    time.sleep(0.01)
+        except BaseException as exc:  # asserted below
+            failures.append(exc)
+            reader_ready.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader_ready.wait(timeout=30)
+    started = time.perf_counter()
+    try:
+        warehouse.execute_batch(statements)
+    finally:
+        load_seconds = time.perf_counter() - started
+        time.sleep(0.3)
+        done.set()
+        reader.join(timeout=120)
+    assert failures == []
+    return load_seconds, answers
+
+
+def test_readers_see_the_table_before_or_after_a_load_without_waiting_for_it(clean_tables, tmp_path):
+    warehouse = clean_tables
+    warehouse.execute_batch(load_statements(stage_rows(tmp_path, "exec-before", BEFORE_ROWS, 0)))
+    before = BEFORE_ROWS
+    after = LOAD_OFFSET + LOAD_ROWS
+
+    load_seconds, answers = load_while_reading(
+        warehouse, load_statements(stage_rows(tmp_path, "exec-big", LOAD_ROWS, LOAD_OFFSET)))
+    slowest = max(seconds for seconds, _ in answers)
+    print(f"\nload of {LOAD_ROWS:,} rows: {load_seconds:.2f} s; {len(answers)} reader queries, "
+          f"slowest {slowest * 1000:.0f} ms, counts seen {sorted({c for _, c in answers})}")
+    assert fetch(warehouse, "SELECT rows_inserted, rows_unchanged FROM airline.ingestion_runs "
+                            "WHERE execution_id = 'exec-big'") == [(after - before, before - LOAD_OFFSET)]
+    assert len(answers) >= 10, "the reader ran all along the load"
+    assert {count for _, count in answers} == {before, after}, "never a partial load"
+    assert slowest < READER_SHARE * load_seconds, (slowest, load_seconds)
+
+    # The control: the same kind of load holding LOCK airline.bookings (the old first statement)
+    # keeps the reader waiting for most of the load, and the measurement above would catch it.
+    statements = load_statements(stage_rows(tmp_path, "exec-locked", LOAD_ROWS, LOAD_OFFSET))
+    statements.insert(1, "LOCK airline.bookings")
+    locked_seconds, locked_answers = load_while_reading(warehouse, statements)
+    locked_slowest = max(seconds for seconds, _ in locked_answers)
+    print(f"control with LOCK airline.bookings: load {locked_seconds:.2f} s, slowest reader query "
+          f"{locked_slowest * 1000:.0f} ms")
+    assert locked_slowest > 0.5 * locked_seconds
