@@ -45,7 +45,8 @@ SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "book
 DEFAULT_STATE_DIR = Path(".airline-local")
 DEMO_QUERIES = {
     "Rows loaded by run": "SELECT source_file, status, rows_read, rows_quarantined, rows_duplicate, "
-                          "rows_inserted, rows_updated, rows_unchanged FROM airline.ingestion_runs ORDER BY started_at",
+                          "rows_inserted, rows_updated, rows_unchanged, rows_stale FROM airline.ingestion_runs "
+                          "ORDER BY started_at",
     "Busiest routes": "SELECT origin, destination, COUNT(*) AS bookings, ROUND(AVG(distance_km)) AS km "
                       "FROM airline.bookings GROUP BY origin, destination ORDER BY bookings DESC, origin LIMIT 5",
     "Revenue by cabin": "SELECT cabin_class, currency, COUNT(*) AS bookings, SUM(fare_amount) AS revenue "
@@ -244,7 +245,8 @@ def _print_result(result: RunResult) -> None:
     lines = [f"[{style}]{result.status}[/]  {result.key}  (execution {result.execution_name}, {result.seconds:.1f} s)",
              "states: " + " → ".join(result.states)]
     if result.summary:
-        counts = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+        counts = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged",
+                  "rows_stale")
         lines.append("  ".join(f"{k}={result.summary.get(k)}" for k in counts))
         if result.summary.get("quarantine_uri"):
             lines.append(f"quarantine: {result.summary['quarantine_uri']}")
