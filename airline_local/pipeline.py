@@ -32,6 +32,7 @@ from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack,
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
 from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.warehouse.copy_role import CopyRoleReader
 
 RAW_PREFIX = "raw/bookings/"
 SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
@@ -153,6 +154,12 @@ class LocalPipeline:
                 # On before the deploy: every deploy call is mapped (the operator's, unchecked).
                 self.iam = self.emulator.start_iam_check(assembly.template)
             self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner)
+            if self.emulator.role_broker is not None:
+                # The IAM check is on: a COPY reads S3 as its IAM_ROLE, and finds the running job's
+                # staged output there, written as the job's role (docs/iam-check.md, step 9).
+                emulator = self.emulator
+                self.warehouse.copy_reader = CopyRoleReader(lambda: emulator.role_broker, assembly.template)
+                self.warehouse.stage_local = self.emulator.job_runner.stage_to_s3
         except BaseException:
             self.stop()
             raise

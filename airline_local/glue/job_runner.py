@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import boto3
 from botocore.config import Config
@@ -132,6 +133,8 @@ class JobRunner:
         self.warm_up_workers = warm_up_workers
         self._jobs: dict[str, JobSpec] = {}
         self._pools: dict[str, WorkerPool] = {}
+        # Running runs by mirror directory: (S3 client as the job's role, files already in S3).
+        self._running: dict[Path, tuple[Any, set[Path]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -236,6 +239,40 @@ class JobRunner:
         except Exception as error:
             return failed(f"could not prepare the run: {type(error).__name__}: {error}")
 
+        with self._lock:
+            self._running[mirror.resolve()] = (s3, inputs)
+        try:
+            return self._run_script(job_name, run_id, spec, working_dir, local_arguments, timeout_seconds,
+                                    run_dir, mirror, inputs, s3, aws_env, failed)
+        finally:
+            with self._lock:
+                self._running.pop(mirror.resolve(), None)
+
+    def stage_to_s3(self, uri: str) -> str | None:
+        """A file:// URI into a running job's mirror: upload what the job wrote under it (as the
+        job's role, once) and return its s3:// URI; None for any other URI. What a Spark write to
+        S3 does during the run on AWS, so that a COPY of the job's staging reads it from S3."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            return None
+        path = Path(unquote(parsed.path)).resolve()
+        with self._lock:
+            running = list(self._running.items())
+        for mirror, (s3, done) in running:
+            if path != mirror and mirror in path.parents:
+                relative = path.relative_to(mirror)
+                uploaded = upload_outputs(mirror, done, s3, self.protected_prefixes, under=path)
+                done.update(mirror / u.removeprefix("s3://") for u in uploaded)
+                suffix = "/" if uri.endswith("/") else ""
+                bucket, key = relative.parts[0], "/".join(relative.parts[1:])
+                return f"s3://{bucket}/{key}{suffix}" if key else f"s3://{bucket}/"
+        return None
+
+    def _run_script(self, job_name: str, run_id: str, spec: JobSpec, working_dir: Path,
+                    local_arguments: dict[str, str], timeout_seconds: float | None, run_dir: Path,
+                    mirror: Path, inputs: set[Path], s3: Any, aws_env: dict[str, str | None],
+                    failed: Any) -> JobOutcome:
+        stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
         script = working_dir / Path(spec.script).name
         arguments_list = ["--JOB_NAME", job_name, "--JOB_RUN_ID", run_id]
         for key, value in local_arguments.items():
@@ -449,14 +486,20 @@ def mirror_s3_arguments(
 
 
 def upload_outputs(
-    mirror: Path, inputs: set[Path], s3: Any, protected_prefixes: tuple[str, ...]
+    mirror: Path, inputs: set[Path], s3: Any, protected_prefixes: tuple[str, ...], under: Path | None = None
 ) -> list[str]:
-    """Upload what the job wrote under the mirror; returns the s3:// URIs uploaded."""
+    """Upload what the job wrote under the mirror (only under ``under``, when given); returns the
+    s3:// URIs uploaded. Files in ``inputs`` (downloaded, or uploaded already) are skipped."""
     uploaded: list[str] = []
     if not mirror.is_dir():
         return uploaded
     for bucket_dir in sorted(p for p in mirror.iterdir() if p.is_dir()):
-        for path in sorted(bucket_dir.rglob("*")):
+        root = bucket_dir
+        if under is not None:
+            if under != bucket_dir and bucket_dir not in under.parents:
+                continue
+            root = under
+        for path in sorted(root.rglob("*")):
             if not path.is_file() or path.resolve() in inputs:
                 continue
             relative = path.relative_to(bucket_dir)

@@ -11,8 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from airline_local.glue.job_runner import JobSpec
 from airline_local.local_stack import CloudAssembly, deploy, synthesize
 from airline_local.pipeline import LOCAL_CONTEXT
+from emulator_helpers import wait_for
 from test_iam_hook import Stack
 
 
@@ -46,3 +48,26 @@ def checked_with(stack: Stack, mutation: Callable[[dict[str, Any]], Any]) -> Ite
 def policy_names(stack: Stack, role: str) -> list[str]:
     """The identity policies of a role as a denial names them (logical ids)."""
     return [policy.name for policy in stack.check.store.role(role).policies]
+
+
+def glue_job_of_the_glue_role(stack: Stack, name: str, script: Path) -> str:
+    """A Glue job of the template's Glue job role (created by the operator) whose script is a
+    plain-Python file (no Spark); returns its name."""
+    stack.emulator.client("glue").create_job(Name=name, Role=stack.glue_role,
+                                             Command={"Name": "glueetl", "ScriptLocation": f"s3://{stack.bucket}/{name}.py"})
+    stack.emulator.job_runner.register_job(name, JobSpec(script=script, needs_java=False))
+    return name
+
+
+def run_job(stack: Stack, job: str, arguments: dict[str, str]) -> dict[str, Any]:
+    """Start a run (as the operator) and wait for its end: the JobRun, with the run's stdout."""
+    glue = stack.emulator.client("glue")
+    run_id = glue.start_job_run(JobName=job, Arguments=arguments)["JobRunId"]
+
+    def finished() -> dict[str, Any] | None:
+        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+        return run if run["JobRunState"] not in ("STARTING", "RUNNING") else None
+
+    run = wait_for(finished, 60, 0.2, f"job run {run_id}")
+    run["stdout"] = "".join(p.read_text() for p in (stack.emulator.job_runner.work_dir / job).glob(f"*{run_id[:40]}*/stdout.log"))
+    return run

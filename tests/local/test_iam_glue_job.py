@@ -17,9 +17,8 @@ import pytest
 
 from airline_local.aws.moto_patches import GLUE_JOB_SESSION_NAME
 from airline_local.glue.job_runner import JobRunner, JobSpec, check_java
-from emulator_helpers import wait_for
 from iam_mutations import actor_role, remove_action, transform
-from iam_stack import checked_with, deployed_stack, policy_names
+from iam_stack import checked_with, deployed_stack, glue_job_of_the_glue_role, policy_names, run_job
 from test_iam_hook import Stack
 
 # A plain-Python job: who it is (sts:GetCallerIdentity, signed with whatever boto3 finds in the
@@ -47,25 +46,9 @@ def stack(emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
 
 @pytest.fixture(scope="module")
 def probe_job(stack, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Glue job of the Glue role (created by the operator) whose script is the probe."""
     script = tmp_path_factory.mktemp("probe") / "probe_job.py"
     script.write_text(PROBE_JOB)
-    name = "iam-probe-job"
-    stack.emulator.client("glue").create_job(Name=name, Role=stack.glue_role,
-                                             Command={"Name": "glueetl", "ScriptLocation": f"s3://{stack.bucket}/probe.py"})
-    stack.emulator.job_runner.register_job(name, JobSpec(script=script, needs_java=False))
-    return name
-
-
-def run_job(stack: Stack, job: str, arguments: dict[str, str]) -> dict[str, Any]:
-    glue = stack.emulator.client("glue")
-    run_id = glue.start_job_run(JobName=job, Arguments=arguments)["JobRunId"]
-
-    def finished() -> dict[str, Any] | None:
-        run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
-        return run if run["JobRunState"] not in ("STARTING", "RUNNING") else None
-
-    return wait_for(finished, 60, 0.2, f"job run {run_id}")
+    return glue_job_of_the_glue_role(stack, "iam-probe-job", script)
 
 
 def read(stack: Stack, key: str) -> dict[str, Any]:
