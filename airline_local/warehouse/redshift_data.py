@@ -31,7 +31,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql as pgsql
-from psycopg.copy import QueuedLibpqWriter
 
 from airline_local.warehouse.redshift_sql import (
     CopyCommand,
@@ -241,9 +240,7 @@ class Warehouse:
                 else _csv_chunks(name, data, copy.options)
             )
             try:
-                # The queued writer sends from a worker thread: the next chunk is converted (Arrow
-                # releases the GIL) while PostgreSQL parses this one, instead of one after the other.
-                with cur.copy(target, writer=QueuedLibpqWriter(cur)) as pipe:
+                with cur.copy(target) as pipe:
                     for chunk in chunks:
                         pipe.write(chunk)
             except psycopg.Error as exc:
