@@ -3,6 +3,7 @@
     airline-ingest demo                          the bundled sample, end to end, explained
     airline-ingest local run FILE [FILE ...]     upload files, wait for their executions
     airline-ingest local sql "SELECT ..."        query the local warehouse
+    airline-ingest local status [--json]         recent runs, live while some are in progress
     airline-ingest generate --rows N --out FILE  synthetic booking files
 
 Progress goes to stderr; with --json, stdout carries exactly one JSON document.
@@ -139,6 +140,86 @@ def local_sql(
         print(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=_json_default))
     else:
         _print_table(None, columns, rows, console=Console())
+
+
+@local_app.command("status")
+def local_status(
+    state_dir: Path = StateDirOption,
+    as_json: bool = typer.Option(False, "--json", help="Print {\"runs\": [...], \"live\": bool} once."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
+    watch: bool = typer.Option(True, "--watch/--no-watch", help="While runs are in progress, keep the "
+                               "table live until they end (not with --json)."),
+) -> None:
+    """Recent runs of a state directory: the warehouse's ingestion_runs and, while a local pipeline
+    runs there, the emulator's executions (file, status, rows by outcome, duration)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from airline_local import status as run_status
+
+    data_dir = state_dir / "postgres"
+    if not data_dir.is_dir():
+        _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
+    from airline_local.warehouse.redshift_data import Warehouse
+
+    endpoint = run_status.emulator_endpoint(state_dir)
+    client = None
+    if endpoint:
+        import boto3
+        from botocore.config import Config
+
+        def client(service: str):  # the emulator's dummy credentials, never a real account
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                                aws_access_key_id="testing", aws_secret_access_key="testing",
+                                config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+        try:
+            client("stepfunctions").list_state_machines()
+        except EndpointConnectionError:  # a stale endpoint file: that pipeline was killed
+            client = endpoint = None
+    try:
+        with PostgresServer(data_dir) as server:
+            warehouse = Warehouse(server.dsn, read_object=None)
+
+            def snapshot() -> list:
+                try:
+                    return run_status.collect(state_dir, limit=limit, query=warehouse.query, client=client)
+                except EndpointConnectionError:  # the pipeline stopped meanwhile: the warehouse alone
+                    return run_status.collect(state_dir, limit=limit, query=warehouse.query)
+
+            runs = snapshot()
+            if as_json:
+                print(json.dumps({"runs": [r.as_json() for r in runs], "live": endpoint is not None},
+                                 default=_json_default))
+                return
+            console = Console()
+            if watch and run_status.in_progress(runs):
+                err.print(f"{sum(r.status == 'RUNNING' for r in runs)} run(s) in progress: the table "
+                          "stays live until they end (Ctrl-C stops watching)")
+                with Live(_status_table(runs), console=console, refresh_per_second=2) as live:
+                    while run_status.in_progress(runs):
+                        time.sleep(1.0)
+                        runs = snapshot()
+                        live.update(_status_table(runs))
+            else:
+                console.print(_status_table(runs))
+    except KNOWN_ERRORS as error:
+        _fail(str(error))
+    if not endpoint:
+        err.print("[dim]no local pipeline is running on this state directory: committed loads only[/]")
+
+
+def _status_table(runs: list) -> Table:
+    from airline_local.status import ROW_FIELDS
+
+    view = Table(title="Runs (newest first)")
+    for column in ("file", "status", *(f.removeprefix("rows_") for f in ROW_FIELDS), "seconds"):
+        view.add_column(column, justify="right" if column not in ("file", "status") else "left")
+    styles = {"SUCCEEDED": "green", "RUNNING": "yellow"}
+    for run in runs:
+        status = run.status if run.current_state is None else f"{run.status}: {run.current_state}"
+        view.add_row(run.file.rsplit("/", 1)[-1], f"[{styles.get(run.status, 'red')}]{status}[/]",
+                     *("" if run.rows.get(f) is None else str(run.rows[f]) for f in ROW_FIELDS),
+                     "" if run.seconds is None else f"{run.seconds:.1f}")
+    return view
 
 
 @app.command()

@@ -63,6 +63,9 @@ class Emulator:
             self.port: int = self._server.get_host_and_port()[1]
             self.endpoint_url = f"http://{HOST}:{self.port}"
             Emulator._running = self
+        # Where `airline-ingest local status` finds the emulator of a state directory (while it runs).
+        self.endpoint_file = self.state_dir / "endpoint"
+        self.endpoint_file.write_text(self.endpoint_url, encoding="utf-8")
         self._previous_moto_port = os.environ.get("MOTO_PORT")
         # Step Functions task integrations (glue, sns, aws-sdk) call moto's own endpoint.
         os.environ["MOTO_PORT"] = str(self.port)
@@ -184,6 +187,7 @@ class Emulator:
         else:
             os.environ["MOTO_PORT"] = self._previous_moto_port
         RUNTIME.endpoint_url = None
+        self.endpoint_file.unlink(missing_ok=True)
         with Emulator._class_lock:
             if Emulator._running is self:
                 Emulator._running = None

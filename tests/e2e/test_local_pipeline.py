@@ -168,3 +168,50 @@ def _transitions(state: dict) -> set[str]:
     targets |= {choice["Next"] for choice in state.get("Choices", [])}
     targets |= {catch["Next"] for catch in state.get("Catch", [])}
     return {t for t in targets if t}
+
+
+# -- `airline-ingest local status` on this pipeline's state directory -------------------------
+
+def test_local_status_follows_a_run_live_then_shows_its_committed_counts(pipeline, make_file):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from airline_local import status as run_status
+
+    cli = [sys.executable, "-m", "airline_local.cli", "local", "status", "--state-dir", str(pipeline.state_dir)]
+    assert run_status.emulator_endpoint(pipeline.state_dir) == pipeline.emulator.endpoint_url
+    upload = pipeline.upload(make_file("status.csv", 30, seed=1501, duplicate_ratio=0.0, update_ratio=0.0))
+
+    def current() -> list:
+        return run_status.collect(pipeline.state_dir, query=pipeline.query, client=pipeline.emulator.client)
+
+    deadline = time.monotonic() + 60
+    while not [r for r in current() if r.file.endswith("/status.csv") and r.status == "RUNNING"]:
+        assert time.monotonic() < deadline, "the upload's execution never showed as RUNNING"
+        time.sleep(0.2)
+    [running] = [r for r in current() if r.file.endswith("/status.csv")]
+    assert running.current_state and running.state_machine and running.seconds is not None
+    # The operator's view from another terminal while the run is in progress: a live table that
+    # ends when the run does.
+    wide = {**os.environ, "COLUMNS": "200"}  # rich's width off a terminal: room for every column
+    watcher = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=wide)
+    result = pipeline.wait(upload)
+    out, err = watcher.communicate(timeout=180)
+    assert result.status == "SUCCEEDED", result.error
+    assert watcher.returncode == 0, err
+    assert "in progress: the table stays live until they end" in err
+    [line] = [x for x in out.splitlines() if "status.csv" in x]
+    assert "SUCCEEDED" in line and "RUNNING" not in line
+
+    done = subprocess.run([*cli, "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["live"] is True
+    [run] = [r for r in document["runs"] if r["execution"] == result.execution_name]
+    assert run["status"] == "SUCCEEDED" and run["current_state"] is None and run["error"] is None
+    assert run["file"] == result.summary["source_file"]
+    assert {k: run["rows"][k] for k in ("rows_read", "rows_inserted", "rows_quarantined")} == {
+        k: result.summary[k] for k in ("rows_read", "rows_inserted", "rows_quarantined")}
+    assert run["rows"]["rows_read"] == 30 and run["seconds"] > 0
