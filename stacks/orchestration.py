@@ -64,9 +64,11 @@ FAILURE_STATES = {
 
 SOURCE_URI = "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"
 POLLS_VARIABLE = "polls"  # workflow variable: how many times the crawler was polled
+# rows_read = rows_quarantined + rows_duplicate + rows_inserted + rows_updated + rows_unchanged
+# + rows_stale: the success email names every term (docs/data-contract.md, "Run summary").
 SUMMARY_FIELDS = (
     "rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
-    "rows_unchanged", "quarantine_uri", "duration_seconds",
+    "rows_unchanged", "rows_stale", "quarantine_uri", "duration_seconds",
 )
 # Errors worth retrying with backoff: throttling, Glue's own time-outs and concurrency limits.
 GLUE_TRANSIENT_ERRORS = ["Glue.ThrottlingException", "Glue.OperationTimeoutException"]
