@@ -151,7 +151,7 @@ def test_success_message_names_the_file_and_every_count(states, template_json):
     message = notify["Parameters"]["Message.$"]
     assert message.startswith("States.Format(")
     for field in ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated",
-                  "rows_unchanged", "quarantine_uri", "duration_seconds"):
+                  "rows_unchanged", "rows_stale", "quarantine_uri", "duration_seconds"):
         assert f"{field}={{}}" in message and f"$.run.summary.{field}" in message
     assert "$.detail.bucket.name, $.detail.object.key" in message
     assert notify["Next"] == "Succeeded" and states["Succeeded"]["Type"] == "Succeed"
