@@ -20,6 +20,7 @@ import pytest
 from etl_helpers import GLUE_SCRIPTS, GOOD_ROW, REPO_ROOT, rows_csv
 
 import bookings_contract as contract
+import bookings_metrics
 
 SCRIPT = GLUE_SCRIPTS / "ingest_bookings.py"
 SAMPLE = REPO_ROOT / "data" / "sample" / "bookings_sample.csv"
@@ -105,6 +106,10 @@ def test_a_file_level_failure_exits_non_zero_with_the_reason_and_a_failed_summar
     assert summary["error"] == "missing required column(s): cabin_class"
     assert summary["source_file"] == source.as_uri() and summary["rows_read"] == 0
     assert not (root / "staging").exists()
+    # The run's metrics: one embedded-metric-format line on stdout, with the summary's numbers.
+    [metrics_line] = [x for x in result.stdout.splitlines() if '"_aws":' in x]
+    assert json.loads(metrics_line) == bookings_metrics.emf_document(summary, "airline-ingest")
+    assert json.loads(metrics_line)["RunsFailed"] == 1
 
 
 def test_bad_arguments_fail_before_anything_is_written(tmp_path):

@@ -1,15 +1,12 @@
-"""The job's metrics: the EMF document built from a run summary (bookings_metrics), and the line
-the real script prints on stdout (where Glue sends it to CloudWatch Logs)."""
+"""The job's metrics: the EMF document built from a run summary (bookings_metrics). The line the
+real script prints on stdout is checked in test_etl_glue_script.py (its failed-file run)."""
 
 from __future__ import annotations
 
 import json
 
 import etl_helpers  # noqa: F401  (puts glue_scripts/ on sys.path)
-from etl_helpers import GOOD_ROW, rows_csv
-from test_etl_glue_script import _glue_arguments, _run_script
 
-import bookings_contract as contract
 import bookings_metrics as metrics
 
 SUMMARY = {
@@ -79,18 +76,3 @@ def test_the_line_is_one_json_object_on_one_line():
     line = metrics.emf_line(SUMMARY, "j")
     assert "\n" not in line and json.loads(line) == metrics.emf_document(SUMMARY, "j")
 
-
-def test_the_script_prints_the_metrics_of_the_summary_it_wrote(tmp_path):
-    """The real job, a file-level failure (no warehouse needed): stdout carries the EMF line,
-    with the numbers of runs/<execution>.json."""
-    columns = tuple(c for c in contract.CONTRACT_COLUMNS if c != "cabin_class")
-    source = tmp_path / "raw" / "no_cabin.csv"
-    source.parent.mkdir()
-    source.write_text(rows_csv([GOOD_ROW], columns))
-    root = tmp_path / "bucket"
-    result = _run_script(tmp_path / "work", _glue_arguments(source, root, "exec-metrics-1"))
-    assert result.returncode != 0
-    [line] = [x for x in result.stdout.splitlines() if '"_aws":' in x]
-    summary = json.loads((root / "runs" / "exec-metrics-1.json").read_text())
-    assert json.loads(line) == metrics.emf_document(summary, "airline-ingest")
-    assert json.loads(line)["RunsFailed"] == 1
