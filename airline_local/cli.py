@@ -2,6 +2,7 @@
 
     airline-ingest demo                          the bundled sample, end to end, explained
     airline-ingest local run FILE [FILE ...]     upload files, wait for their executions
+    airline-ingest local backfill DIR_OR_FILES   ingest many files with one backfill execution
     airline-ingest local sql "SELECT ..."        query the local warehouse
     airline-ingest local status [--json]         recent runs, live while some are in progress
     airline-ingest generate --rows N --out FILE  synthetic booking files
@@ -117,6 +118,50 @@ def local_run(
         for result in results:
             _print_result(result)
     raise typer.Exit(0 if all(r.status == "SUCCEEDED" for r in results) else 1)
+
+
+@local_app.command("backfill")
+def local_backfill(
+    paths: list[Path] = typer.Argument(..., help="Booking files, or directories of them (.csv, .csv.gz)."),
+    state_dir: Path = StateDirOption,
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", min=1, help="Files in flight at once: the Distributed Map's MaxConcurrency "
+        "(default: context backfillMaxConcurrency, else the job's max concurrent runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for the backfill."),
+    aws_port: Optional[int] = AwsPortOption,
+    warehouse_port: Optional[int] = WarehousePortOption,
+) -> None:
+    """Upload the files under raw/backfill/<name>/ and run the backfill state machine on that
+    prefix; exit 0 if every file succeeded."""
+    from airline_local.backfill import booking_files, run_backfill
+
+    try:
+        files = booking_files(paths)
+    except PipelineError as error:
+        _fail(str(error), code=2)
+    context = {"backfillMaxConcurrency": concurrency} if concurrency else None
+    warm = min(DEFAULT_WARM_WORKERS, concurrency or DEFAULT_WARM_WORKERS, len(files))
+    with _started(state_dir, show_emails=not as_json, warm_workers=warm, context=context,
+                  aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+        try:
+            with nullcontext() if as_json else err.status(f"Backfilling {len(files)} file(s)..."):
+                result = run_backfill(pipeline, files, timeout=timeout)
+        except KNOWN_ERRORS as error:
+            _fail(str(error))
+    if as_json:
+        print(json.dumps(result.as_json(), default=_json_default))
+    else:
+        table = Table(title=f"Backfill {result.execution_name}: {result.status} in {result.seconds:.0f} s")
+        for column in ("file", "status", "rows / error"):
+            table.add_column(column)
+        for f in result.files:
+            detail = f.error or ", ".join(f"{k.removeprefix('rows_')}={v}" for k, v in (f.summary or {}).items())
+            table.add_row(Path(f.file).name, f.status, detail)
+        err.print(table)
+        err.print(f"{len(result.succeeded)} succeeded, {len(result.failed)} failed; rows: "
+                  + ", ".join(f"{k}={v}" for k, v in result.rows.items()) + f"; results: {result.results_uri}")
+    raise typer.Exit(0 if result.status == "SUCCEEDED" and not result.failed else 1)
 
 
 @local_app.command("sql")
@@ -243,13 +288,13 @@ class _started:
     """Start the local pipeline, turning the known start-up failures into clear messages."""
 
     def __init__(self, state_dir: Path, *, show_emails: bool, warm_workers: int,
-                 **ports: int | None) -> None:
+                 context: dict[str, Any] | None = None, **ports: int | None) -> None:
         # A new state directory need not pay for a synth this checkout already made (~20 s of
         # CPU): the synthesized app is cached per user, keyed by its inputs.
         os.environ.setdefault(SYNTH_CACHE_ENV, str(user_synth_cache()))
         on_email = _print_email if show_emails else None
         self.pipeline = LocalPipeline(state_dir, on_email=on_email, warm_workers=warm_workers,
-                                      **ports)
+                                      context=context, **ports)
 
     def __enter__(self) -> LocalPipeline:
         with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):

@@ -150,6 +150,8 @@ class DeployedStack:
     crawler_names: tuple[str, ...]
     job_names: tuple[str, ...]
     buckets: tuple[str, ...] = field(default=())
+    # The backfill state machine (stacks/backfill.py): the one the stack outputs as such.
+    backfill_state_machine_arn: str | None = None
 
 
 def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> DeployedStack:
@@ -193,6 +195,11 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> Depl
         raise SynthError(f"expected one state machine targeted by a rule, found {len(machines)}")
     for lid in template.resources_of_type("AWS::Events::Rule"):
         _create_rule(template, lid, clients("events"))
+    backfill_output = template.body.get("Outputs", {}).get("BackfillStateMachineArn", {}).get("Value")
+    backfill = None
+    if isinstance(backfill_output, dict) and backfill_output.get("Ref") in template.resources_of_type(
+            "AWS::StepFunctions::StateMachine"):
+        backfill = _create_state_machine(template, backfill_output["Ref"], clients("stepfunctions"))
 
     if len(eventbridge_buckets) != 1:
         raise SynthError(f"expected one bucket with EventBridge notifications, found {eventbridge_buckets}")
@@ -203,6 +210,7 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> Depl
         crawler_names=tuple(crawlers),
         job_names=tuple(jobs),
         buckets=tuple(buckets),
+        backfill_state_machine_arn=backfill,
     )
 
 

@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="bench", help="results file names: <name>.json, <name>.png")
     parser.add_argument("--cache-dir", type=Path, default=datasets.DEFAULT_CACHE_DIR)
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--backfill-files", type=int, default=200,
+                        help="files of the backfill vs one-per-upload comparison (bench.backfill); 0 skips it")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.sizes or min(args.sizes) <= 0:
@@ -144,6 +146,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         latency.measure(pipeline, clock, latency_inputs, args.latency_rows))
             finally:
                 bench.close()
+    if args.backfill_files > 0:
+        from bench import backfill
+
+        _say(f"backfill of {args.backfill_files} small files vs one execution per upload")
+        document["backfill"] = backfill.run(args.backfill_files)
     document["machine"]["load_average_after"] = throughput.load_average()
     document["targets"] = report.targets(document)
     return document

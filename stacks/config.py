@@ -53,6 +53,10 @@ class PipelineConfig:
     # First wait before retrying a run refused for MaxConcurrentRuns (x1.5 a retry, with jitter).
     glue_concurrency_retry_seconds: int = 30
     max_reject_ratio: float = 0.1
+    # Backfill (stacks/backfill.py): files in flight at once (0: the job's max concurrent runs),
+    # and the percentage of failed files past which the backfill stops.
+    backfill_max_concurrency: int = 0
+    backfill_tolerated_failure_percentage: int = 10
     airportsdata_version: str = "20260905"
     # Redshift: a new Serverless namespace + workgroup, unless an existing one is named.
     redshift_database: str = "dev"
@@ -259,6 +263,9 @@ def _validate(config: PipelineConfig) -> None:
             "context 'existingRedshiftAdminSecretArn': required with an existing Redshift "
             "(a Secrets Manager secret of a user allowed to create the schema and grant on it)"
         )
+    if config.backfill_tolerated_failure_percentage > 100:
+        raise ConfigError("context 'backfillToleratedFailurePercentage': expected a percentage from 0 to 100, "
+                          f"got {config.backfill_tolerated_failure_percentage}")
     if config.crawler_poll_interval_seconds * config.crawler_max_polls > 24 * 3600:
         raise ConfigError(
             "context 'crawlerPollIntervalSeconds' x 'crawlerMaxPolls' exceeds one day of polling"

@@ -17,7 +17,7 @@ from constructs import Construct
 from stacks.catalog import _grant_glue_logs
 from stacks.nag import acknowledge, arn_of, finding, pseudo
 from stacks.config import PipelineConfig
-from stacks.storage import QUARANTINE_PREFIX, RAW_PREFIX, RUNS_PREFIX, STAGING_PREFIX
+from stacks.storage import BACKFILL_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, RUNS_PREFIX, STAGING_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_SCRIPT = PROJECT_ROOT / "glue_scripts" / "ingest_bookings.py"
@@ -115,6 +115,7 @@ class EtlJob(Construct):
             description="Airline booking Glue job: raw/bookings/ in, staging/ quarantine/ runs/ out, Redshift Data API",
         )
         bucket.grant_read(self.role, f"{RAW_PREFIX}*")
+        bucket.grant_read(self.role, f"{BACKFILL_PREFIX}*")  # files the backfill runs the job on
         for prefix in (STAGING_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX):
             bucket.grant_read_write(self.role, f"{prefix}*")
         key.grant_encrypt_decrypt(self.role)
@@ -172,6 +173,7 @@ class EtlJob(Construct):
         acknowledge(
             self.role,
             finding("IAM5", f"Resource::{arn_of(bucket)}/{RAW_PREFIX}*", "The job reads the uploaded input file; the key comes with each run."),
+            finding("IAM5", f"Resource::{arn_of(bucket)}/{BACKFILL_PREFIX}*", "The job reads the backfilled input file; the key comes with each run."),
             *(
                 finding("IAM5", f"Resource::{arn_of(bucket)}/{p}*", f"The job writes its run's files under {p}<execution id>; ids are per run.")
                 for p in (STAGING_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX)

@@ -6,6 +6,7 @@ from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 
 from stacks.audit import Audit
+from stacks.backfill import BACKFILL_PREFIX, Backfill
 from stacks.catalog import Catalog
 from stacks.config import PipelineConfig, config_from_node
 from stacks.etl_job import EtlJob
@@ -53,6 +54,18 @@ class PipelineStack(Stack):
             job=self.etl.job,
             topic=self.notifications.topic,
         )
+        # Bulk ingestion of a prefix (issue 15): the same crawler, job and topic.
+        self.backfill = Backfill(
+            self,
+            "Backfill",
+            config=cfg,
+            bucket=bucket,
+            key=key,
+            crawler=self.catalog.crawler,
+            crawler_arn=self.catalog.crawler_arn,
+            job=self.etl.job,
+            topic=self.notifications.topic,
+        )
         self.audit = Audit(
             self, "Audit", config=cfg, watched_bucket=bucket, access_log_bucket=self.storage.access_log_bucket
         )
@@ -70,6 +83,8 @@ class PipelineStack(Stack):
 
         CfnOutput(self, "RawBucketName", value=bucket.bucket_name, description=f"Upload booking files under {RAW_PREFIX}")
         CfnOutput(self, "StateMachineArn", value=self.orchestration.state_machine.state_machine_arn)
+        CfnOutput(self, "BackfillStateMachineArn", value=self.backfill.state_machine.state_machine_arn,
+                  description=f'Start with {{"prefix": "{BACKFILL_PREFIX}<folder>/"}}')
         CfnOutput(self, "GlueJobName", value=self.etl.job.job_name)
         CfnOutput(self, "CrawlerName", value=self.catalog.crawler.ref)
         CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)

@@ -14,6 +14,8 @@ from stacks.nag import LAMBDA_BASIC_EXECUTION, acknowledge, finding, rule
 
 # Prefixes of the raw bucket (docs/architecture.md).
 RAW_PREFIX = "raw/bookings/"
+# Files to ingest in bulk (stacks/backfill.py); outside RAW_PREFIX: no per-file execution.
+BACKFILL_PREFIX = "raw/backfill/"
 STAGING_PREFIX = "staging/"
 QUARANTINE_PREFIX = "quarantine/"
 RUNS_PREFIX = "runs/"

@@ -28,6 +28,8 @@ from typing import Any
 
 import moto
 
+from airline_local.aws import distributed_map
+
 LOG = logging.getLogger(__name__)
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -1151,4 +1153,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     route_redshift_data_to_local_warehouse,
     check_iam_of_every_call,
     sign_state_machine_tasks_with_its_role,
+    *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
 )

@@ -51,10 +51,15 @@ def as_list(value) -> list:
 
 
 def state_machine_definition(template_json: dict) -> dict:
-    """The pipeline state machine's ASL, references rendered <LogicalId>."""
+    """The per-file state machine's ASL (logical id prefix), references rendered <LogicalId>."""
+    return machine_definition(template_json, "Orchestration")
+
+
+def machine_definition(template_json: dict, construct: str) -> dict:
+    """The ASL of the state machine of a construct (Orchestration, Backfill), rendered."""
     machines = [
-        r for r in resources_of(template_json, "AWS::StepFunctions::StateMachine").values()
-        if r["Properties"].get("TracingConfiguration")
+        r for lid, r in resources_of(template_json, "AWS::StepFunctions::StateMachine").items()
+        if r["Properties"].get("TracingConfiguration") and lid.startswith(f"{construct}StateMachine")
     ]
     assert len(machines) == 1
     return json.loads(render(machines[0]["Properties"]["DefinitionString"]))
