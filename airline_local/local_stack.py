@@ -167,8 +167,12 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> Depl
         _create_role(template, lid, iam)
 
     buckets = [template.ref(lid) for lid in template.resources_of_type("AWS::S3::Bucket")]
-    for bucket in buckets:
+    for lid, bucket in zip(template.resources_of_type("AWS::S3::Bucket"), buckets):
         s3.create_bucket(Bucket=bucket)
+        # Versioned as the template says: S3's events then carry `version-id`, which the state
+        # machine's idempotency gate keys on (a re-upload is a new version, a new run).
+        if template.properties(lid).get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     eventbridge_buckets = _enable_eventbridge_notifications(template, s3)
 
     topics = []

@@ -26,10 +26,15 @@ from constructs import Construct
 
 from stacks.nag import acknowledge, arn_of, finding, rule
 from stacks.config import PipelineConfig
-from stacks.storage import RAW_PREFIX, RUNS_PREFIX
+from stacks.storage import DELIVERIES_PREFIX, RAW_PREFIX, RUNS_PREFIX
 from stacks.warehouse import log_retention
 
 # State names (docs/architecture.md).
+# The idempotency gate: one upload (bucket, key, version id, sequencer), one run.
+IDENTIFY_DELIVERY = "Identify delivery"
+CLAIM_DELIVERY = "Claim delivery"
+ALREADY_CLAIMED = "Delivery already claimed?"
+DUPLICATE_DELIVERY = "Duplicate delivery"
 START_CRAWLER = "Start crawler"
 WAIT_FOR_CRAWLER = "Wait for crawler"
 GET_CRAWLER = "Get crawler"
@@ -51,6 +56,7 @@ SUMMARY_HAS_ERROR = "Summary names the error?"
 JOB_FAILED = "Job failed"
 # Pass states that name the failed step before "Notify failure" (state name -> step named).
 FAILURE_STATES = {
+    "Claim delivery failed": CLAIM_DELIVERY,
     "Start crawler failed": START_CRAWLER,
     "Get crawler failed": GET_CRAWLER,
     "Crawler not ready": CRAWLER_FINISHED,
@@ -63,6 +69,16 @@ FAILURE_STATES = {
 }
 
 SOURCE_URI = "States.Format('s3://{}/{}', $.detail.bucket.name, $.detail.object.key)"
+# The marker's key: a hash of what identifies one S3 PutObject, so that any key length fits
+# (an object key alone may use S3's whole 1,024 bytes).
+DELIVERY_MARKER_KEY = (
+    f"States.Format('{DELIVERIES_PREFIX}{{}}', States.Hash(States.Format('{{}}/{{}}/{{}}/{{}}', "
+    "$.delivery.bucket, $.delivery.key, $.delivery.version_id, $.delivery.sequencer), 'SHA-256'))"
+)
+# A failed conditional write: S3 answers 412 PreconditionFailed, which the SDK models as no
+# exception of its own, so Step Functions names it S3.S3Exception and the status is in the cause
+# (docs/aws-notes.md, "Conditional writes").
+PRECONDITION_FAILED_ERRORS = ["S3.PreconditionFailedException", "S3.S3Exception"]
 POLLS_VARIABLE = "polls"  # workflow variable: how many times the crawler was polled
 # rows_read = rows_quarantined + rows_duplicate + rows_inserted + rows_updated + rows_unchanged
 # + rows_stale: the success email names every term (docs/data-contract.md, "Run summary").
@@ -134,7 +150,8 @@ class Orchestration(Construct):
         )
         key.grant_decrypt(self.state_machine)
         # SNS encrypts each message to the KMS-encrypted topic with a data key it asks for as
-        # the publisher: sns:Publish alone fails with a KMS error (docs/aws-notes.md).
+        # the publisher: sns:Publish alone fails with a KMS error (docs/aws-notes.md). The same
+        # grant lets S3 encrypt the delivery markers the gate writes (SSE-KMS bucket).
         key.grant(self.state_machine, "kms:GenerateDataKey*")
 
         self.dead_letter_queue = sqs.Queue(
@@ -349,6 +366,8 @@ class Orchestration(Construct):
         job_succeeded.when(sfn.Condition.string_equals("$.job.JobRunState", "SUCCEEDED"), read_summary)
         job_succeeded.otherwise(failure_passes["Job did not succeed"])
 
+        gate = self._idempotency_gate(bucket, failure_passes["Claim delivery failed"])
+        gate.next(start_crawler)
         start_crawler.next(wait_for_crawler)
         wait_for_crawler.next(get_crawler)
         get_crawler.next(crawler_finished)
@@ -356,7 +375,51 @@ class Orchestration(Construct):
         run_job.next(job_succeeded)
         read_summary.next(notify_success)
         notify_success.next(sfn.Succeed(self, SUCCEEDED))
-        return start_crawler
+        return self._identify_delivery
+
+    def _idempotency_gate(self, bucket: s3.IBucket, claim_failed: sfn.IChainable) -> tasks.CallAwsService:
+        """S3 and EventBridge deliver at least once: the first execution for an upload creates
+        deliveries/<sha256(bucket/key/version id/sequencer)> with If-None-Match: *; any later one
+        finds it there (412) and ends in "Duplicate delivery", before the crawl, the job and the
+        email. A re-upload of the key is a new version id, so a new marker and a new run."""
+        self._identify_delivery = sfn.Pass(self, IDENTIFY_DELIVERY, result_path="$.delivery", parameters={
+            "bucket.$": "$.detail.bucket.name",
+            "key.$": "$.detail.object.key",
+            "version_id.$": "$.detail.object.version-id",  # the raw bucket is versioned
+            "sequencer.$": "$.detail.object.sequencer",
+        })
+        claim = tasks.CallAwsService(
+            self,
+            CLAIM_DELIVERY,
+            service="s3",
+            action="putObject",
+            parameters={
+                "Bucket": bucket.bucket_name,
+                "Key.$": DELIVERY_MARKER_KEY,
+                "Body.$": "$$.Execution.Id",  # which execution owns the upload
+                "IfNoneMatch": "*",
+            },
+            iam_resources=[bucket.arn_for_objects(f"{DELIVERIES_PREFIX}*")],
+            iam_action="s3:PutObject",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        # 409 ConditionalRequestConflict (two claims of one upload at the same moment) and 5xx are
+        # S3.S3Exception too: try again, after which the loser of a race sees 412.
+        claim.add_retry(errors=PRECONDITION_FAILED_ERRORS, interval=Duration.seconds(1), backoff_rate=2,
+                        max_attempts=2, jitter_strategy=sfn.JitterType.FULL)
+        already_claimed = sfn.Choice(self, ALREADY_CLAIMED)
+        already_claimed.when(
+            sfn.Condition.or_(
+                sfn.Condition.string_equals("$.error.Error", "S3.PreconditionFailedException"),
+                sfn.Condition.string_matches("$.error.Cause", "*Status Code: 412*"),
+            ),
+            sfn.Succeed(self, DUPLICATE_DELIVERY, comment="Another execution already took this upload"),
+        )
+        already_claimed.otherwise(claim_failed)
+        claim.add_catch(already_claimed, errors=PRECONDITION_FAILED_ERRORS, result_path="$.error")
+        claim.add_catch(claim_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        self._identify_delivery.next(claim)
+        return claim
 
     def _read_run_summary(self, name: str, bucket: s3.IBucket) -> tasks.CallAwsService:
         """The run summary the job wrote (runs/<execution name>.json), parsed, at $.run.summary."""
@@ -379,7 +442,7 @@ class Orchestration(Construct):
 
     def _failure_pass(self, name: str, step: str) -> sfn.Pass:
         """A Pass state that records which step failed, with what error and cause, in $.failure."""
-        if step in (START_CRAWLER, GET_CRAWLER, RUN_ETL_JOB, READ_RUN_SUMMARY, NOTIFY_SUCCESS):
+        if step in (CLAIM_DELIVERY, START_CRAWLER, GET_CRAWLER, RUN_ETL_JOB, READ_RUN_SUMMARY, NOTIFY_SUCCESS):
             parameters = {"step": step, "error.$": "$.error.Error", "cause.$": "$.error.Cause"}
         elif step == CRAWLER_FINISHED:
             parameters = {
@@ -444,6 +507,8 @@ class Orchestration(Construct):
             finding("IAM5", "Resource::*", "X-Ray tracing and CloudWatch Logs delivery actions have no resource type."),
             finding("IAM5", f"Resource::{arn_of(bucket)}/{RUNS_PREFIX}*",
                     "Reads runs/<execution name>.json, whose name is only known per execution."),
+            finding("IAM5", f"Resource::{arn_of(bucket)}/{DELIVERIES_PREFIX}*",
+                    "Writes deliveries/<hash of the upload>, whose name is only known per upload (create-only)."),
             finding("IAM5", "Action::kms:GenerateDataKey*", "Publishing to the topic encrypted with the pipeline's own data key."),
         )
         acknowledge(

@@ -19,6 +19,11 @@ BACKFILL_PREFIX = "raw/backfill/"
 STAGING_PREFIX = "staging/"
 QUARANTINE_PREFIX = "quarantine/"
 RUNS_PREFIX = "runs/"
+# One marker per upload claimed by an execution (the state machine's idempotency gate).
+DELIVERIES_PREFIX = "deliveries/"
+# S3 and EventBridge redeliver within hours (the rule's target gives up after at most 24 h): a
+# marker kept 30 days outlives any redelivery, and the bucket does not collect one per upload.
+DELIVERY_MARKER_EXPIRATION_DAYS = 30
 
 
 _NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -114,6 +119,12 @@ class Storage(Construct):
                     id="expire-quarantine",
                     prefix=QUARANTINE_PREFIX,
                     expiration=Duration.days(config.quarantine_expiration_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="expire-delivery-markers",
+                    prefix=DELIVERIES_PREFIX,
+                    expiration=Duration.days(DELIVERY_MARKER_EXPIRATION_DAYS),
                     noncurrent_version_expiration=Duration.days(1),
                 ),
                 s3.LifecycleRule(

@@ -55,7 +55,8 @@ def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):
     definition = _pipeline_definition(assembly)
     for current, following in zip(result.states, result.states[1:]):
         assert following in _transitions(definition["States"][current]), (current, following)
-    assert result.states[0] == definition["StartAt"] == "Start crawler"
+    assert result.states[0] == definition["StartAt"] == "Identify delivery"
+    assert result.states[1:4] == ["Claim delivery", "Start crawler", "Wait for crawler"]
     for state in ("Get crawler", "Crawler finished?", "Crawl succeeded?", "Run ETL job", "Job succeeded?",
                   "Read run summary", "Notify success"):
         assert state in result.states
@@ -69,6 +70,9 @@ def test_reupload_of_the_same_file_adds_no_rows(pipeline, make_file):
 
     assert first.status == second.status == "SUCCEEDED"
     assert first.execution_name != second.execution_name
+    # A re-upload is a new object version: a new delivery, not a duplicate at the gate.
+    assert first.states[-1] == second.states[-1] == "Succeeded"
+    assert second.notification is not None and second.execution_name in second.notification["message"]
     assert second.summary["rows_inserted"] == second.summary["rows_updated"] == 0
     assert second.summary["rows_unchanged"] == first.summary["rows_inserted"] + first.summary["rows_updated"]
     assert scalar(pipeline, "SELECT COUNT(*) FROM airline.bookings WHERE booking_id LIKE 'BK102-%'") == (

@@ -10,19 +10,20 @@ import pytest
 from tests.infra.template_helpers import only, policy_statements, render, resources_of, state_machine_definition
 
 CONTRACT_STATES = {
+    "Identify delivery", "Claim delivery", "Delivery already claimed?", "Duplicate delivery",
     "Start crawler", "Wait for crawler", "Get crawler", "Crawler finished?", "Count poll",
     "Too many polls?", "Crawl succeeded?", "Run ETL job", "Job succeeded?", "Read run summary",
     "Notify success", "Succeeded", "Notify failure", "Failed",
 }
 # After "Run ETL job" fails: its error from the run summary, else the error as it came.
 JOB_FAILURE_STATES = {"Read failure summary": "Task", "Summary names the error?": "Choice"}
-TASKS = ("Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
+TASKS = ("Claim delivery", "Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
 
 
 @pytest.fixture(scope="module")
 def states(template_json):
     definition = state_machine_definition(template_json)
-    assert definition["StartAt"] == "Start crawler"
+    assert definition["StartAt"] == "Identify delivery"
     return definition["States"]
 
 
@@ -184,6 +185,41 @@ def test_every_task_catches_everything_into_the_failure_path(states, task):
     assert catch_all[0]["ResultPath"] == "$.error"  # never overwrite the event
 
 
+def test_the_gate_claims_each_upload_once_before_the_crawl(states, template_json):
+    """bucket/key/version id/sequencer identify one PutObject; the marker is a create-only
+    conditional write; a 412 ends the execution as a duplicate, any other error is mailed."""
+    identify = states["Identify delivery"]
+    assert identify["Type"] == "Pass" and identify["ResultPath"] == "$.delivery"
+    assert identify["Parameters"] == {
+        "bucket.$": "$.detail.bucket.name", "key.$": "$.detail.object.key",
+        "version_id.$": "$.detail.object.version-id", "sequencer.$": "$.detail.object.sequencer"}
+    claim = states[identify["Next"]]
+    assert claim["Resource"].endswith(":states:::aws-sdk:s3:putObject") and claim["Next"] == "Start crawler"
+    params = claim["Parameters"]
+    assert params["IfNoneMatch"] == "*" and params["Body.$"] == "$$.Execution.Id"
+    assert params["Key.$"].startswith("States.Format('deliveries/{}', States.Hash(")
+    for field in ("$.delivery.bucket", "$.delivery.key", "$.delivery.version_id", "$.delivery.sequencer"):
+        assert field in params["Key.$"]
+    assert claim["ResultPath"] is None  # the event stays the state
+    [retry] = claim["Retry"]
+    assert retry["MaxAttempts"] == 2 and retry["IntervalSeconds"] == 1
+    s3_errors, catch_all = claim["Catch"]
+    assert s3_errors["Next"] == "Delivery already claimed?" and s3_errors["ResultPath"] == "$.error"
+    assert catch_all["ErrorEquals"] == ["States.ALL"] and catch_all["Next"] == "Claim delivery failed"
+    choice = states["Delivery already claimed?"]
+    [rule] = choice["Choices"]
+    assert rule["Next"] == "Duplicate delivery" and choice["Default"] == "Claim delivery failed"
+    assert {"Variable": "$.error.Cause", "StringMatches": "*Status Code: 412*"} in rule["Or"]
+    assert states["Duplicate delivery"]["Type"] == "Succeed"
+
+
+def test_delivery_markers_expire(template_json):
+    _, bucket = next((k, r) for k, r in resources_of(template_json, "AWS::S3::Bucket").items() if "Raw" in k)
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-delivery-markers"]["Prefix"] == "deliveries/"
+    assert rules["expire-delivery-markers"]["ExpirationInDays"] == 30
+
+
 @pytest.mark.parametrize("task", ["Start crawler", "Get crawler", "Run ETL job"])
 def test_glue_calls_retry_throttling_with_backoff(states, task):
     retry = next(r for r in states[task]["Retry"] if "Glue.ThrottlingException" in r["ErrorEquals"])
@@ -225,8 +261,13 @@ def test_state_machine_role_is_scoped_to_project_resources(template_json):
     assert all(r.endswith(f":crawler/<{crawler_id}>") for r in by_action["glue:StartCrawler"])
     assert all(r.endswith(f":job/<{job_id}>") for r in by_action["glue:StartJobRun"])
     assert all(r.endswith("/runs/*") for r in by_action["s3:GetObject"])
+    assert [r for r in by_action["s3:PutObject"]] == [f"<{_raw_bucket_id(template_json)}.Arn>/deliveries/*"]
     assert all("Topic" in r for r in by_action["sns:Publish"])
     assert "s3:*" not in by_action and "glue:*" not in by_action
+
+
+def _raw_bucket_id(template_json) -> str:
+    return next(k for k in resources_of(template_json, "AWS::S3::Bucket") if "Raw" in k)
 
 
 def test_rule_matches_csv_uploads_under_raw_bookings_and_targets_the_state_machine(template_json):

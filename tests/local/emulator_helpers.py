@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ out.write_text(summary.to_json(datetime.now(timezone.utc)))
 def s3_event(bucket: str, key: str) -> dict[str, Any]:
     """The input EventBridge gives the state machine for an S3 Object Created event (the fields read)."""
     return {"version": "0", "source": "aws.s3", "detail-type": "Object Created",
-            "detail": {"bucket": {"name": bucket}, "object": {"key": key}}}
+            "detail": {"bucket": {"name": bucket}, "object": {
+                "key": key, "version-id": uuid.uuid4().hex, "sequencer": uuid.uuid4().hex[:18].upper()}}}
 
 
 @dataclass

@@ -4,7 +4,7 @@ naming the cause) or recovers, and the warehouse is never half-loaded.
 The hooks reach into the real components, never replace them: PostgreSQL is stopped for real in
 the middle of the load transaction, the Glue job's process group is killed with SIGKILL, the
 emulated Glue refuses one StartJobRun, the crawler's next crawl fails, and EventBridge receives
-the same S3 event twice.
+the same S3 event twice (the second execution ends at the idempotency gate).
 """
 
 from __future__ import annotations
@@ -219,7 +219,10 @@ def test_a_job_run_glue_refuses_to_start_is_mailed_with_glues_error(pipeline, tm
 # --------------------------------------------------------------------------------------------
 
 
-def test_a_duplicated_s3_event_duplicates_no_data(pipeline, tmp_path):
+def test_a_duplicated_s3_event_ends_as_a_duplicate_and_loads_and_mails_once(pipeline, tmp_path):
+    """EventBridge delivers the same Object Created event twice (at-least-once): the second
+    execution ends in "Duplicate delivery" at the idempotency gate, before the crawl and the job;
+    it loads nothing and sends no email."""
     path = booking_file(tmp_path, "DUPEV", 40)
     key = f"raw/bookings/{path.name}"
     sfn, events = pipeline.emulator.client("stepfunctions"), pipeline.emulator.client("events")
@@ -248,9 +251,26 @@ def test_a_duplicated_s3_event_duplicates_no_data(pipeline, tmp_path):
         thread.join()
 
     assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.error for r in results]
-    assert results[0].execution_name != results[1].execution_name
-    audits = sorted((assert_accounted_in_warehouse(pipeline, r) for r in results), key=lambda a: a["rows_inserted"])
-    # The loads are serialized: one inserts every row, the other finds them all unchanged.
-    assert [(a["rows_inserted"], a["rows_unchanged"]) for a in audits] == [(0, 40), (40, 0)]
+    [loaded] = [r for r in results if r.states[-1] == "Succeeded"]
+    [duplicate] = [r for r in results if r.states[-1] == "Duplicate delivery"]
+    assert duplicate.states == ["Identify delivery", "Claim delivery", "Delivery already claimed?",
+                                "Duplicate delivery"]
+    assert assert_accounted_in_warehouse(pipeline, loaded)["rows_inserted"] == 40
+    assert_nothing_loaded(pipeline, duplicate)
+    assert duplicate.summary is None and duplicate.notification is None
     assert rows_with_prefix(pipeline, "RL-DUPEV-") == 40
-    assert all(audit_row(pipeline, r.execution_name) for r in results)
+    # One email about this file, and the duplicate ended quickly (the gate retries twice, <= 3 s).
+    mails = [m for m in pipeline.emulator.mailbox.messages() if key in m.get_body(("plain",)).get_content()]
+    assert len(mails) == 1, [m["Subject"] for m in mails]
+    described = sfn.describe_execution(executionArn=_execution_arn(pipeline, duplicate.execution_name))
+    assert (described["stopDate"] - described["startDate"]).total_seconds() < 15
+    # The marker names the execution that owns the upload.
+    s3 = pipeline.emulator.client("s3")
+    markers = s3.list_objects_v2(Bucket=pipeline.stack.raw_bucket, Prefix="deliveries/").get("Contents", [])
+    owners = {s3.get_object(Bucket=pipeline.stack.raw_bucket, Key=m["Key"])["Body"].read().decode() for m in markers}
+    assert _execution_arn(pipeline, loaded.execution_name) in owners
+    assert _execution_arn(pipeline, duplicate.execution_name) not in owners
+
+
+def _execution_arn(pipeline, name: str) -> str:
+    return pipeline.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
