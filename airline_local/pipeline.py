@@ -42,6 +42,10 @@ HISTORY_POLL_SECONDS = 1.0
 # Local synth settings: the definition's own crawler polling, at local speed.
 # Local runs take seconds, not minutes: poll and retry at that pace.
 LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1, "glueConcurrencyRetrySeconds": 2}
+# Wait states run at half their written length (the definition's 1 s crawler poll, whole seconds
+# in ASL): a local crawl takes ~1 s, so a run no longer idles up to a second after it. The poll
+# limit still allows 30 s of crawling.
+LOCAL_WAIT_TIME_SCALE = 0.5
 # Two idle JVMs (~0.5 GB each): a run on each core starts warm.
 DEFAULT_WARM_WORKERS = 2
 
@@ -144,6 +148,7 @@ class LocalPipeline:
             self.warehouse.apply_schema(SCHEMA_SQL)
             self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
                                      warm_workers=self.warm_workers, iam_check=self.iam_check)
+            self.emulator.wait_time_scale = LOCAL_WAIT_TIME_SCALE
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api
