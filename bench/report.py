@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 SCALING_REFERENCE_ROWS = 1_000_000  # the issue's reference size: rows/s at the largest vs this
-SCALING_TOLERANCE = 0.20  # rows/s at the largest size within 20% of the reference
-COPY_RATIO_GOAL = 0.5
+SCALING_TOLERANCE = 0.10  # issue 14: rows/s at the largest size >= 0.9 x the reference
+COPY_RATIO_GOAL = 0.15  # issue 14: pipeline rows/s >= 0.15 x PostgreSQL COPY at 1M rows
+STAGE_TO_BARE_GOAL = 0.5  # the job's stage rows/s against a bare CSV -> Parquet Spark job
+CORES_SPEEDUP_GOAL = 1.7  # stage time at local[1] / at local[2]
+EMULATED_COPY_GOAL = 0.5  # emulated COPY (Parquet -> PostgreSQL) against a plain text COPY
+RSS_FLAT_TOLERANCE = 1.25  # "flat": peak job RSS at the largest size <= 1.25 x at 1M rows
 
 
 def _sig(value: float) -> float:
@@ -69,6 +73,25 @@ def targets(document: dict[str, Any]) -> dict[str, Any]:
         found["rows_per_second_largest_vs_reference"] = {
             "goal": f">= {1 - SCALING_TOLERANCE:g}", "measured": scale["rows_per_second_ratio"],
             "met": scale["within_tolerance"]}
+    rss = scale.get("job_peak_rss_mb_by_rows", {})
+    if "largest_rows" in scale and rss.get(str(scale["reference_rows"])):
+        growth = _sig(rss[str(scale["largest_rows"])] / rss[str(scale["reference_rows"])])
+        found["job_peak_rss_largest_vs_reference"] = {
+            "goal": f"<= {RSS_FLAT_TOLERANCE:g}", "measured": growth, "met": growth <= RSS_FLAT_TOLERANCE}
+    stage = document.get("stage", {})
+    if "stage_to_bare_ratio" in stage:
+        found["stage_vs_bare_spark"] = {
+            "goal": f">= {STAGE_TO_BARE_GOAL:g}", "measured": stage["stage_to_bare_ratio"],
+            "met": stage["stage_to_bare_ratio"] >= STAGE_TO_BARE_GOAL}
+    if "cores_speedup" in stage:
+        found["stage_local1_vs_local2"] = {
+            "goal": f">= {CORES_SPEEDUP_GOAL:g}", "measured": stage["cores_speedup"],
+            "met": stage["cores_speedup"] >= CORES_SPEEDUP_GOAL}
+    copy_path = document.get("copy_path", {})
+    if "emulated_to_plain_ratio" in copy_path:
+        found["emulated_copy_vs_plain_copy"] = {
+            "goal": f">= {EMULATED_COPY_GOAL:g}", "measured": copy_path["emulated_to_plain_ratio"],
+            "met": copy_path["emulated_to_plain_ratio"] >= EMULATED_COPY_GOAL}
     latency = document.get("latency")
     if latency and latency.get("runs"):
         found["latency_median_seconds"] = {"goal": "< 15", "measured": latency["median_seconds"],
@@ -105,6 +128,15 @@ def format_table(document: dict[str, Any]) -> str:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in latency["median_phases"].items())
             lines.append(f"latency ({label}): {latency['rows']:,}-row file upload -> email, median of "
                          f"{latency['runs']}: {latency['median_seconds']:.2f} s ({phases})")
+    stage = document.get("stage", {})
+    if stage.get("seconds"):
+        lines.append(f"stage phase on {stage['rows']:,} rows (best of {stage.get('repeat', 1)}): " + ", ".join(
+            f"{master} {mode} {seconds:.1f} s" for master, modes in stage["seconds"].items()
+            for mode, seconds in modes.items()))
+    copy_path = document.get("copy_path", {})
+    if copy_path:
+        lines.append(f"emulated COPY of {copy_path['rows']:,} staged rows: {copy_path['emulated_seconds']:.2f} s, "
+                     f"plain text COPY of the same rows {copy_path['plain_seconds']:.2f} s")
     for name, target in document.get("targets", {}).items():
         lines.append(f"target {name}: {target['measured']} (goal {target['goal']}): "
                      f"{'met' if target['met'] else 'NOT met'}")

@@ -7,7 +7,9 @@ In one run, on generated files (fixed seed, 1% bad rows):
 2. the floor: PostgreSQL COPY of the same file into a table of text columns, same server;
 3. latency: a small file through the whole local stack, upload to email, by state;
 4. scaling: rows/s at the largest size against 1M rows, peak job memory by rows;
-5. results as JSON and a PNG chart in bench/results/, and the table on stdout.
+5. the stage phase against a bare Spark CSV -> Parquet job, at local[2] and local[1]
+   (bench.stage), and the emulated COPY against a plain text COPY (bench.copy_path);
+6. results as JSON and a PNG chart in bench/results/, and the table on stdout.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from airline_local.pipeline import (  # noqa: E402
     LocalPipeline,
     temporary_state_dir,
 )
-from bench import datasets, latency, report, throughput  # noqa: E402
+from bench import copy_path, datasets, latency, report, stage, throughput  # noqa: E402
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
@@ -52,8 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="bench", help="results file names: <name>.json, <name>.png")
     parser.add_argument("--cache-dir", type=Path, default=datasets.DEFAULT_CACHE_DIR)
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--stage-repeat", type=int, default=2,
+                        help="runs of the stage-phase comparison per master (best kept); 0 skips it")
     parser.add_argument("--backfill-files", type=int, default=200,
                         help="files of the backfill vs one-per-upload comparison (bench.backfill); 0 skips it")
+    parser.add_argument("--copy-repeat", type=int, default=3,
+                        help="runs of the emulated vs plain COPY comparison (best kept); 0 skips it")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.sizes or min(args.sizes) <= 0:
@@ -146,6 +152,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         latency.measure(pipeline, clock, latency_inputs, args.latency_rows))
             finally:
                 bench.close()
+    # Issue 14, targets 1-3: the stage phase against bare Spark and across cores, and the
+    # emulated COPY against a plain one, at the reference size (else the largest measured).
+    reference = min(args.sizes, key=lambda rows: (rows != report.SCALING_REFERENCE_ROWS, -rows))
+    if args.stage_repeat > 0:
+        _say(f"{reference:,} rows: stage phase vs bare Spark, local[2] and local[1]")
+        runs = [stage.measure(files[reference], master, ("bare", "stage") if master == "local[2]" else ("stage",))
+                for _ in range(args.stage_repeat) for master in ("local[2]", "local[1]")]
+        document["stage"] = {**stage.summarize(runs, reference), "repeat": args.stage_repeat, "runs": runs}
+    if args.copy_repeat > 0:
+        _say(f"{reference:,} rows: emulated COPY vs plain COPY")
+        document["copy_path"] = copy_path.measure(reference, 4, args.copy_repeat)
     if args.backfill_files > 0:
         from bench import backfill
 

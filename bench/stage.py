@@ -1,0 +1,161 @@
+"""The Glue job's stage phase against a bare Spark CSV -> Parquet job, and across core counts.
+
+    .venv/bin/python -m bench.stage FILE [--masters local[1],local[2]] [--repeat 1]
+
+Each measurement runs in a fresh process (its own JVM, as a Glue job run has) with the job
+runner's Spark settings and driver memory. In that process a small warm-up file goes through
+the stage phase first (JIT, class loading: not measured), then, on the same warm session:
+- ``bare``: read the CSV (header, all strings, splittable) and write it as Parquet: the floor
+  for "read and write these bytes with Spark here";
+- ``stage``: ingest_bookings.stage (read, validate, quarantine, dedupe, enrich, write Parquet).
+Issue 14 targets 1 (stage rows/s >= 0.5 x bare) and 2 (local[1] / local[2] stage time >= 1.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+GLUE_SCRIPTS = PROJECT_ROOT / "glue_scripts"
+WARM_UP_ROWS = 2_000
+
+
+def _session(master: str, driver_memory: str):
+    from pyspark.sql import SparkSession
+
+    from airline_local.glue.job_runner import DEFAULT_SPARK_CONF
+
+    builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
+    for key, value in DEFAULT_SPARK_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _bare(spark, source: Path, target: Path) -> None:
+    (spark.read.option("header", "true").csv(source.resolve().as_uri())
+     .write.mode("overwrite").parquet(target.as_uri()))
+
+
+def _stage(spark, source: Path, root: Path):
+    import bookings_load
+    import ingest_bookings
+
+    from datetime import datetime, timezone
+
+    job = ingest_bookings.JobArguments(
+        source_uri=source.resolve().as_uri(), execution_id="bench", data_root_uri=root.as_uri(),
+        target=bookings_load.RedshiftTarget("dev", workgroup="bench"),
+        copy_role_arn="arn:aws:iam::123456789012:role/bench", max_reject_ratio=1.0)
+    summary = ingest_bookings.RunSummary(execution_id="bench", source_file=job.source_uri,
+                                         started_at=datetime.now(timezone.utc))
+    ingest_bookings.stage(spark, job, summary)
+    return summary
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """One process: warm up, then time the bare job and the stage phase on ``args.file``."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # BENCH_GLUE_SCRIPTS: another copy of the scripts (a before/after comparison)
+    sys.path.insert(0, os.environ.get("BENCH_GLUE_SCRIPTS", str(GLUE_SCRIPTS)))
+    import ingest_bookings
+
+    from airline_local.generator import write_csv
+
+    work = Path(tempfile.mkdtemp(prefix="bench-stage-"))
+    try:
+        spark = _session(args.master, args.driver_memory)
+        ingest_bookings.configure(spark)
+        warm = work / "warm.csv"
+        write_csv(warm, WARM_UP_ROWS, seed=3)
+        _stage(spark, warm, work / "warm-root")
+        _bare(spark, warm, work / "warm-bare")
+        result: dict[str, Any] = {"master": args.master, "file": str(args.file)}
+        if "bare" in args.modes:
+            started = time.perf_counter()
+            _bare(spark, args.file, work / "bare")
+            result["bare_seconds"] = round(time.perf_counter() - started, 3)
+        if "stage" in args.modes:
+            started = time.perf_counter()
+            summary = _stage(spark, args.file, work / "root")
+            result["stage_seconds"] = round(time.perf_counter() - started, 3)
+            result["rows"] = summary.rows_read
+            result["rows_quarantined"] = summary.rows_quarantined
+            result["rows_duplicate"] = summary.rows_duplicate
+        spark.stop()
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
+            driver_memory: str = "1g") -> dict[str, Any]:
+    """Run :func:`child` in a fresh Python process; its JSON result."""
+    command = [sys.executable, "-m", "bench.stage", str(file), "--child", "--master", master,
+               "--modes", ",".join(modes), "--driver-memory", driver_memory]
+    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError(f"{master} {modes} failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
+    """Best (least disturbed) time per master and mode, and the two ratios of issue 14."""
+    best: dict[str, dict[str, float]] = {}
+    for run in runs:
+        for mode in ("bare", "stage"):
+            seconds = run.get(f"{mode}_seconds")
+            if seconds is not None:
+                slot = best.setdefault(run["master"], {})
+                slot[mode] = min(slot.get(mode, seconds), seconds)
+    out: dict[str, Any] = {"rows": rows, "seconds": best}
+    two = best.get("local[2]", {})
+    if "bare" in two and "stage" in two:
+        out["stage_rows_per_second"] = round(rows / two["stage"])
+        out["bare_rows_per_second"] = round(rows / two["bare"])
+        out["stage_to_bare_ratio"] = round(two["bare"] / two["stage"], 3)
+    one = best.get("local[1]", {})
+    if "stage" in one and "stage" in two:
+        out["cores_speedup"] = round(one["stage"] / two["stage"], 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stage", description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--masters", default="local[2],local[1]")
+    parser.add_argument("--modes", default="bare,stage")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.modes = tuple(m for m in args.modes.split(",") if m)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    runs = []
+    for _ in range(args.repeat):
+        for master in args.masters.split(","):
+            # local[1] only needs the stage time (the bare ratio is taken at local[2]).
+            modes = args.modes if master == "local[2]" else ("stage",)
+            runs.append(measure(args.file, master, modes, args.driver_memory))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    rows = next((r["rows"] for r in runs if "rows" in r), 0)
+    print(json.dumps(summarize(runs, rows), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
