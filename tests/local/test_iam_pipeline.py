@@ -155,3 +155,17 @@ def test_an_added_explicit_deny_wins_over_the_allow_through_the_pipeline(pipelin
     for part in ("Glue.AccessDeniedException", f"glue:StartCrawler on resource: {crawler_arn}",
                  "with an explicit deny in an identity-based policy", "NoCrawlsToday"):
         assert part in message, message
+
+
+def test_a_state_machine_target_without_a_role_starts_nothing_and_is_recorded(pipeline):
+    from moto.events.models import events_backends
+
+    from airline_local.aws.moto_patches import _start_execution_as_target_role
+
+    (rule,) = events_backends[ACCOUNT_ID]["us-east-1"].event_buses["default"].rules.values()
+    event = {"detail": {"object": {"key": "raw/bookings/roleless.csv"}}}
+    _start_execution_as_target_role(RUNTIME.iam_check, rule, {"Id": "t", "Arn": pipeline.stack.state_machine_arn}, event)
+    denial = RUNTIME.denials[-1]
+    assert (denial.object_key, denial.action, denial.resource) == (
+        "raw/bookings/roleless.csv", "states:StartExecution", pipeline.stack.state_machine_arn)
+    assert "needs a RoleArn" in denial.describe()
