@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bookings_contract import FileRejected
-from bookings_transform import CORRUPT_RECORD
+from bookings_transform import CORRUPT_RECORD, RECORD_NUMBER
 
 HEADER_PROBE_BYTES = 1 << 20  # the header must end within the first MiB (after decompression)
 GLOB_CHARACTERS = re.compile(r"([\\{}\[\]*?])")  # Spark's reader expands these in a path
@@ -123,25 +124,107 @@ def read_header(spark: SparkSession, uri: str) -> list[str]:
         raise FileRejected(f"the header row is not valid CSV: {error}") from error
 
 
-def read_bookings_csv(spark: SparkSession, uri: str, schema: T.StructType) -> DataFrame:
-    """The file as all-string columns by position (``schema`` from the header).
+# A file smaller than this is read as one stream (multiLine) without the line scan: it would be
+# one partition anyway, and the scan's extra pass costs more than it saves.
+SPLIT_MIN_BYTES = 32 << 20
+# The bits of monotonically_increasing_id below the partition index (Spark: index << 33).
+PARTITION_SHIFT = 33
 
-    multiLine: quoted fields may hold line ends (RFC 4180); it also keeps a file in one
-    partition, in file order. PERMISSIVE plus the corrupt-record column keeps rows with the
-    wrong number of fields instead of failing or dropping them. gzip is decompressed by
-    extension.
+
+@dataclass(frozen=True)
+class LineScan:
+    """What one pass over the file as text lines found, per input split (by start offset)."""
+
+    records_per_split: dict[int, int]  # lines the CSV reader parses (not blank), header included
+    quoted_line_breaks: bool  # a line with an odd number of '"': a quoted field spans lines
+    blank_lines: bool  # a line of only white space: a record for multiLine, skipped line by line
+    one_split_per_partition: bool  # else Spark packed splits together: no per-split numbering
+
+
+def scan_lines(spark: SparkSession, uri: str) -> LineScan:
+    """The file's lines counted per split in one splittable text pass (no CSV parsing).
+
+    The text and the CSV sources split a file alike (same byte ranges, a line belongs to the
+    split where it starts), and both CSV modes skip empty lines, so the counts here number the
+    CSV reader's records. With an even number of '"' on every line no quoted field holds a line
+    break (RFC 4180 escapes a quote as ""), and reading line by line gives the same records as
+    multiLine, except for lines of only white space (the line reader drops them as blank,
+    multiLine keeps them as malformed records): those are flagged here too.
     """
+    lines = spark.read.text(literal_path(uri))
+    value = F.col("value")
+    quotes = F.length(value) - F.length(F.regexp_replace(value, '"', ""))
+    per_split = (lines
+                 .select(F.input_file_block_start().alias("start"),
+                         F.spark_partition_id().alias("partition"),
+                         (value != "").cast("long").alias("record"),
+                         (quotes % 2 == 1).alias("odd"),
+                         value.rlike(r"^[\x00-\x20]+$").alias("blank"))
+                 .groupBy("start", "partition")
+                 .agg(F.sum("record").alias("records"), F.max("odd").alias("odd"),
+                      F.max("blank").alias("blank"))
+                 .collect())
+    partitions = {row["partition"] for row in per_split}
+    return LineScan(
+        records_per_split={int(row["start"]): int(row["records"]) for row in per_split},
+        quoted_line_breaks=any(row["odd"] for row in per_split),
+        blank_lines=any(row["blank"] for row in per_split),
+        one_split_per_partition=len(partitions) == len(per_split),
+    )
+
+
+def _csv_reader(spark: SparkSession, schema: T.StructType, multi_line: bool):
     return (spark.read
             .option("header", "true")
             .option("enforceSchema", "true")  # the header was matched by name already
-            .option("multiLine", "true")
+            .option("multiLine", "true" if multi_line else "false")
             .option("quote", '"')
             .option("escape", '"')
             .option("encoding", "UTF-8")
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-            .schema(schema)
-            .csv(literal_path(uri)))
+            .schema(schema))
+
+
+def read_bookings_csv(spark: SparkSession, uri: str, schema: T.StructType,
+                      split_min_bytes: int = SPLIT_MIN_BYTES) -> DataFrame:
+    """The file as all-string columns by position (``schema`` from the header), plus
+    ``record_number``: the 1-based data record in file order.
+
+    A large uncompressed file whose lines all close their quotes is read line by line, which
+    Spark splits across tasks (Glue workers); record numbers then come from a count of each
+    split's records (:func:`scan_lines`, one cheap pass without CSV parsing). Otherwise the file is read with multiLine (quoted
+    fields may hold line ends, RFC 4180), as one stream in one partition. gzip is always one
+    stream: it cannot be split. PERMISSIVE plus the corrupt-record column keeps rows with the
+    wrong number of fields instead of failing or dropping them. gzip is decompressed by
+    extension.
+    """
+    path = literal_path(uri)
+    scan = None
+    if not _is_compressed(spark, uri) and file_size(spark, uri) >= split_min_bytes:
+        scan = scan_lines(spark, uri)
+    if (scan is None or scan.quoted_line_breaks or scan.blank_lines
+            or not scan.one_split_per_partition):
+        raw = _csv_reader(spark, schema, multi_line=True).csv(path)
+        return raw.withColumn(RECORD_NUMBER, F.monotonically_increasing_id() + 1)
+    first_record, offsets = 1, {}
+    for start in sorted(scan.records_per_split):
+        offsets[start] = first_record
+        # the header line is split 0's first line, and no record
+        first_record += scan.records_per_split[start] - (1 if start == 0 else 0)
+    first_of_split = F.create_map(*[F.lit(v).cast("long") for item in offsets.items() for v in item])
+    index_in_partition = (F.monotonically_increasing_id()
+                          - F.shiftleft(F.spark_partition_id().cast("long"), PARTITION_SHIFT))
+    raw = _csv_reader(spark, schema, multi_line=False).csv(path)
+    return raw.withColumn(RECORD_NUMBER,
+                          first_of_split[F.input_file_block_start()] + index_in_partition)
+
+
+def _is_compressed(spark: SparkSession, uri: str) -> bool:
+    path, _ = _hadoop_path(spark, uri)
+    factory = spark.sparkContext._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration())
+    return factory.getCodec(path) is not None
 
 
 def write_json_lines(frame: DataFrame, uri: str) -> None:

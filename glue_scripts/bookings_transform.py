@@ -101,25 +101,28 @@ def validate(raw: DataFrame, mapping: HeaderMapping, airports: DataFrame,
              partitions: int | None = None) -> DataFrame:
     """Parse and check every row against the contract.
 
-    Returns ``record_number`` (1-based data record; the raw DataFrame must be one file read in
-    a single partition, as multiLine CSV reading gives), the typed contract columns,
+    Returns ``record_number`` (1-based data record: the reader's column, see
+    bookings_io.read_bookings_csv; else the raw DataFrame must be one file read in a single
+    partition, as multiLine CSV reading gives), the typed contract columns,
     ``departure_time_utc`` and ``reasons`` (array of "<column>: <rule>", empty for a good row).
     ``_quarantine_values`` keeps the original text of a rejected row by header name (null for
     good rows). The result is meant to be cached, so it carries no more columns than needed.
 
-    ``partitions``: spread the numbered rows over that many partitions before the checks, so
-    that validation uses every core rather than the reader's single one.
+    ``partitions``: hash the rows on their trimmed booking_id into that many partitions before
+    the checks: validation uses every core even when the reader had one partition, and the
+    result is already clustered for :func:`deduplicate` (its window needs no second shuffle).
     """
-    raw = raw.withColumn(RECORD_NUMBER, F.monotonically_increasing_id() + 1)
-    if partitions and partitions > 1:
-        # Hash on the record number: deterministic, and no sort (unlike round-robin).
-        raw = raw.repartition(partitions, RECORD_NUMBER)
+    if RECORD_NUMBER not in raw.columns:
+        raw = raw.withColumn(RECORD_NUMBER, F.monotonically_increasing_id() + 1)
     text = raw.select(
         RECORD_NUMBER,
         CORRUPT_RECORD,
         *[F.col(f"_c{index}") for index in range(mapping.width)],
         *[_text(raw, mapping, column).alias(f"t_{column}") for column in CONTRACT_COLUMNS],
-    ).withColumns({
+    )
+    if partitions and partitions > 1:
+        text = text.repartition(partitions, "t_booking_id")
+    text = text.withColumns({
         "t_carrier_code": F.upper(F.col("t_carrier_code")),
         "t_origin": F.upper(F.col("t_origin")),
         "t_destination": F.upper(F.col("t_destination")),
@@ -153,11 +156,18 @@ def validate(raw: DataFrame, mapping: HeaderMapping, airports: DataFrame,
               .withColumn("p_departure_time_utc",
                           F.to_utc_timestamp(F.col("p_departure_time"), F.col("o_tz"))))
 
+    # A good row pays for one pass over the checks (coalesce stops at the first failure); only
+    # a rejected row builds its list of reasons.
     # array_except drops the nulls (passed checks) and stays in generated code, unlike
     # array_compact, a higher-order function that makes Spark interpret every check.
+    reasons = _row_reasons(mapping)
     no_reason = F.array(F.lit(None).cast("string"))
-    checked = joined.withColumn(REASONS, F.array_except(F.array(*_row_reasons(mapping)), no_reason))
-    rejected = F.size(F.col(REASONS)) > 0
+    checked = (joined
+               .withColumn("_rejected", F.coalesce(*reasons).isNotNull())
+               .withColumn(REASONS, F.when(F.col("_rejected"),
+                                           F.array_except(F.array(*reasons), no_reason))
+                           .otherwise(F.array().cast("array<string>"))))
+    rejected = F.col("_rejected")
     values = F.struct(*[F.col(f"_c{index}").alias(name)
                         for index, name in enumerate(mapping.header)])
     return checked.select(

@@ -100,3 +100,57 @@ def test_a_missing_file_and_a_directory_are_rejected(spark, tmp_path):
 def test_header_with_quoted_names_and_a_bom(write_file, spark):
     path = write_file('\ufeff"booking_id","departure, local"\r\nB1,x\r\n')
     assert bookings_io.read_header(spark, path.as_uri()) == ["booking_id", "departure, local"]
+
+
+def _read_numbered(spark, path, split_min_bytes):
+    uri = path.as_uri()
+    mapping = contract.map_header(bookings_io.read_header(spark, uri))
+    raw = bookings_io.read_bookings_csv(spark, uri, transform.raw_schema(mapping),
+                                        split_min_bytes=split_min_bytes)
+    return raw.rdd.getNumPartitions(), sorted(
+        (r[transform.RECORD_NUMBER], r["_c0"], r[transform.CORRUPT_RECORD]) for r in raw.collect())
+
+
+@pytest.fixture
+def small_splits(spark):
+    """Splits of 4 KiB, so that a small file is read by several tasks."""
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    before = {key: spark.conf.get(key) for key in keys}
+    for key in keys:
+        spark.conf.set(key, "4096")
+    yield
+    for key, value in before.items():
+        spark.conf.set(key, value)
+
+
+def test_a_split_read_numbers_records_as_the_single_stream_read(write_file, spark, small_splits):
+    # Empty lines (skipped, no record), CRLF, quoted commas and quotes, malformed records:
+    # across splits, every record gets the number the multiLine read gives.
+    lines = [HEADER]
+    for n in range(1, 301):
+        lines.append(_with_id(f"B{n}") if n % 7 else _with_id(f'"B{n}, ""q"""'))
+        if n % 50 == 0:
+            lines.append("")
+        if n % 90 == 0:
+            lines.append("B-short,2025-03-01T10:00:00Z")
+    path = write_file("\r\n".join(lines) + "\r\n")
+    partitions, split = _read_numbered(spark, path, split_min_bytes=0)
+    single_partitions, single = _read_numbered(spark, path, split_min_bytes=1 << 40)
+    assert partitions > 2 and single_partitions == 1
+    assert split == single
+    assert [number for number, _, _ in split] == list(range(1, 304))
+
+
+@pytest.mark.parametrize(("odd_line", "found"), [
+    (_with_id("B-notes")[:-3] + '"web\nmore"', "quoted_line_breaks"),
+    (" \t ", "blank_lines"),  # a (malformed) record for multiLine, skipped line by line
+])
+def test_a_line_read_otherwise_line_by_line_falls_back_to_the_single_stream_read(
+        write_file, spark, small_splits, odd_line, found):
+    lines = [HEADER] + [_with_id(f"B{n}") for n in range(1, 200)]
+    lines.insert(150, odd_line)
+    path = write_file("\n".join(lines) + "\n")
+    assert getattr(bookings_io.scan_lines(spark, path.as_uri()), found)
+    partitions, rows = _read_numbered(spark, path, split_min_bytes=0)
+    assert partitions == 1 and [number for number, _, _ in rows] == list(range(1, 201))
+    assert rows[149][1] in ("B-notes", " \t ")
