@@ -33,7 +33,8 @@ from stacks.warehouse import log_retention
 
 # ResultWriter output: <prefix><map run id>/manifest.json, SUCCEEDED_0.json, FAILED_0.json.
 RESULTS_PREFIX = f"{RUNS_PREFIX}backfill/"
-OUTCOMES = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged")
+OUTCOMES = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged",
+            "rows_stale")
 # At most this many failed files are named in the email (the rest are in the results on S3).
 FAILED_FILES_IN_EMAIL = 50
 
