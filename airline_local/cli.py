@@ -64,6 +64,8 @@ KNOWN_ERRORS = (PipelineError, PostgresError, EmulatorError, JavaNotFoundError, 
 
 AwsPortOption = typer.Option(None, "--aws-port", help="Port of the local AWS emulator (default: a free one).")
 WarehousePortOption = typer.Option(None, "--warehouse-port", help="Port of the local PostgreSQL (default: a free one).")
+NoIamCheckOption = typer.Option(False, "--no-iam-check", help="Do not authorize the run's AWS calls "
+                                "against the template's IAM policies (on by default; for debugging only).")
 StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where the local stack keeps its state; "
                               "the warehouse in it persists between invocations.")
 
@@ -72,6 +74,7 @@ StateDirOption = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where the 
 def demo(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Keep the state here (default: a fresh "
                                              "temporary directory, removed afterwards)."),
+    no_iam_check: bool = NoIamCheckOption,
 ) -> None:
     """Run the bundled sample through the whole local pipeline and show what happened."""
     err.print(Panel.fit(
@@ -79,7 +82,8 @@ def demo(
         f"Uploading [bold]{SAMPLE_FILE.name}[/] to s3://<raw bucket>/raw/bookings/",
         title="airline-ingest demo"))
     directory = temporary_state_dir("airline-demo-") if state_dir is None else nullcontext(state_dir)
-    with directory as chosen, _started(chosen, show_emails=True, warm_workers=1) as pipeline:
+    with directory as chosen, _started(chosen, show_emails=True, warm_workers=1,
+                                           iam_check=not no_iam_check) as pipeline:
         results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
         for result in results:
             _print_result(result)
@@ -102,6 +106,7 @@ def local_run(
         None, "--warm-workers", min=0, help="Spark workers kept warm for the Glue job, also the "
         f"most job runs at once (default: {DEFAULT_WARM_WORKERS}, at most one per file; 0: a "
         "fresh process per run, as on AWS Glue)."),
+    no_iam_check: bool = NoIamCheckOption,
 ) -> None:
     """Upload each file under raw/bookings/<name> and wait for its execution; exit 0 if all succeeded."""
     missing = [str(f) for f in files if not f.is_file()]
@@ -109,7 +114,7 @@ def local_run(
         _fail(f"no such file: {', '.join(missing)}", code=2)
     if warm_workers is None:
         warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
-    with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers,
+    with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers, iam_check=not no_iam_check,
                   aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
         results = _run_with_progress(pipeline, files, concurrent=concurrent, timeout=timeout, quiet=as_json)
     if as_json:
@@ -131,6 +136,7 @@ def local_backfill(
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for the backfill."),
     aws_port: Optional[int] = AwsPortOption,
     warehouse_port: Optional[int] = WarehousePortOption,
+    no_iam_check: bool = NoIamCheckOption,
 ) -> None:
     """Upload the files under raw/backfill/<name>/ and run the backfill state machine on that
     prefix; exit 0 if every file succeeded."""
@@ -143,7 +149,7 @@ def local_backfill(
     context = {"backfillMaxConcurrency": concurrency} if concurrency else None
     warm = min(DEFAULT_WARM_WORKERS, concurrency or DEFAULT_WARM_WORKERS, len(files))
     with _started(state_dir, show_emails=not as_json, warm_workers=warm, context=context,
-                  aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+                  iam_check=not no_iam_check, aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
         try:
             with nullcontext() if as_json else err.status(f"Backfilling {len(files)} file(s)..."):
                 result = run_backfill(pipeline, files, timeout=timeout)
@@ -287,14 +293,14 @@ def generate(
 class _started:
     """Start the local pipeline, turning the known start-up failures into clear messages."""
 
-    def __init__(self, state_dir: Path, *, show_emails: bool, warm_workers: int,
+    def __init__(self, state_dir: Path, *, show_emails: bool, warm_workers: int, iam_check: bool = True,
                  context: dict[str, Any] | None = None, **ports: int | None) -> None:
         # A new state directory need not pay for a synth this checkout already made (~20 s of
         # CPU): the synthesized app is cached per user, keyed by its inputs.
         os.environ.setdefault(SYNTH_CACHE_ENV, str(user_synth_cache()))
         on_email = _print_email if show_emails else None
         self.pipeline = LocalPipeline(state_dir, on_email=on_email, warm_workers=warm_workers,
-                                      context=context, **ports)
+                                      context=context, iam_check=iam_check, **ports)
 
     def __enter__(self) -> LocalPipeline:
         with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):

@@ -102,12 +102,12 @@ class LocalPipeline:
     def __init__(self, state_dir: Path, *, context: dict[str, Any] | None = None,
                  on_email: Callable[[Path], None] | None = None,
                  aws_port: int | None = None, warehouse_port: int | None = None,
-                 warm_workers: int = DEFAULT_WARM_WORKERS, iam_check: bool = False,
+                 warm_workers: int = DEFAULT_WARM_WORKERS, iam_check: bool = True,
                  template_transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
         JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker).
-        ``iam_check``: authorize every emulator call against the template's policies
-        (docs/iam-check.md). ``template_transform``: edits a deep copy of the synthesized template
+        ``iam_check``: authorize every emulator call against the template's policies, as
+        AWS would (on by default; docs/iam-check.md). Off only to debug a run without it. ``template_transform``: edits a deep copy of the synthesized template
         body in place before the deploy and the IAM check read it; for tests that remove a grant or
         add a Deny (tests/local/iam_mutations.py)."""
         self.state_dir = Path(state_dir).resolve()

@@ -45,6 +45,11 @@ def test_sample_file_is_loaded_and_reported(pipeline):
     assert "succeeded" in result.notification["subject"].lower()
     assert f"rows_inserted={summary['rows_inserted']}" in result.notification["message"]
     assert f"rows_quarantined={summary['rows_quarantined']}" in result.notification["message"]
+    # Local mode checks IAM by default: each actor called as its own role session, none was denied.
+    assert pipeline.iam is not None
+    sessions = {identity.arn.rsplit("/", 1)[-1] for identity in pipeline.iam.registry.identities()}
+    assert {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"} <= sessions
+    assert not [entry for entry in pipeline.iam.log if entry[3] == "denied"]
 
 
 def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):

@@ -135,6 +135,10 @@ class PrincipalRegistry:
     def get(self, access_key_id: str) -> Identity | None:
         return self._by_key.get(access_key_id)
 
+    def identities(self) -> list[Identity]:
+        """Every identity issued so far (the operator, the broker, each role session)."""
+        return list(self._by_key.values())
+
     def resolve(self, access_key_id: str | None, session_token: str | None) -> Identity:
         """The identity of a request: unknown key → :class:`UnknownAccessKeyError`; a token that is
         not the key's → :class:`InvalidTokenError`. Never a default identity."""
