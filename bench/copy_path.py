@@ -29,6 +29,7 @@ sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "warehouse"))
 
 from warehouse_staging import SCHEMA_SQL, bookings_table  # noqa: E402
 
+from airline_local.aws.cfn import ACCOUNT_ID  # noqa: E402
 from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
 from airline_local.warehouse.redshift_data import CSV_WRITE_OPTIONS, Warehouse  # noqa: E402
 
@@ -55,7 +56,7 @@ def measure(rows: int, files: int, repeat: int = 3) -> dict[str, Any]:
             warehouse = Warehouse(server.dsn)
             warehouse.apply_schema(SCHEMA_SQL)
             copy = (f"COPY stage_bookings FROM '{staged.as_uri()}/' "
-                    "IAM_ROLE 'arn:aws:iam::123456789012:role/r' FORMAT AS PARQUET")
+                    f"IAM_ROLE 'arn:aws:iam::{ACCOUNT_ID}:role/r' FORMAT AS PARQUET")
             for _ in range(repeat):
                 started = time.perf_counter()
                 loaded = warehouse.execute_batch([STAGE, copy])[1].rows_affected

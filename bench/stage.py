@@ -54,10 +54,12 @@ def _stage(spark, source: Path, root: Path):
 
     from datetime import datetime, timezone
 
+    from airline_local.aws.cfn import ACCOUNT_ID
+
     job = ingest_bookings.JobArguments(
         source_uri=source.resolve().as_uri(), execution_id="bench", data_root_uri=root.as_uri(),
         target=bookings_load.RedshiftTarget("dev", workgroup="bench"),
-        copy_role_arn="arn:aws:iam::123456789012:role/bench", max_reject_ratio=1.0)
+        copy_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/bench", max_reject_ratio=1.0)
     summary = ingest_bookings.RunSummary(execution_id="bench", source_file=job.source_uri,
                                          started_at=datetime.now(timezone.utc))
     ingest_bookings.stage(spark, job, summary)

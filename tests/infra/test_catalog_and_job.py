@@ -100,7 +100,8 @@ def test_job_role_s3_access_is_limited_to_its_prefixes(template_json):
     # Object writes go nowhere else (the bucket-level entry is for List/GetBucket).
     assert all("StorageRawBucket" in r for r in write_resources)
     read_resources = [r.split(">/", 1)[1] for r in _grants(statements, "s3:GetObject*") if "StorageRawBucket" in r and ">/" in r]
-    assert sorted(read_resources) == ["quarantine/*", "raw/bookings/*", "runs/*", "staging/*"]
+    # raw/backfill/*: the backfill state machine runs the same job on the files under that prefix.
+    assert sorted(read_resources) == ["quarantine/*", "raw/backfill/*", "raw/bookings/*", "runs/*", "staging/*"]
     others = [r for r in _grants(statements, "s3:GetObject*") if "StorageRawBucket" not in r]
     assert others and all("cdk-hnb659fds-assets-" in r for r in others)  # the script assets only
     assert not [s for s in statements if "s3:*" in as_list(s["Action"])]
