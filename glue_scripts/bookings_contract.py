@@ -7,7 +7,11 @@ modules in glue_scripts/ import each other by their flat names, as Glue puts the
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+
+LOG = logging.getLogger(__name__)
 
 # Contract columns, in the order of airline.bookings.
 CONTRACT_COLUMNS = (
@@ -131,11 +135,13 @@ def _clip_utf8(text: str | None, limit: int) -> str | None:
     return encoded[:limit].decode("utf-8", errors="ignore")
 
 
-def load_airports() -> list[Airport]:
+def load_airports(jvm_zone_ids: Collection[str] | None = None) -> list[Airport]:
     """Airports with an IATA code from the airportsdata package (the maintained reference).
 
     Entries without a country, a time zone or coordinates cannot enrich a booking and are left
-    out, so an unknown code and an unusable one are reported the same way.
+    out, so an unknown code and an unusable one are reported the same way; so are airports whose
+    time zone does not resolve (``resolvable_airports``: in Python, and in the JVM when the job
+    passes ``jvm_time_zone_ids(spark)``).
     """
     import airportsdata  # imported here: only the driver needs it
 
@@ -156,4 +162,44 @@ def load_airports() -> list[Airport]:
             longitude=float(lon),
             time_zone=zone,
         ))
-    return airports
+    return resolvable_airports(airports, jvm_zone_ids)
+
+
+def resolvable_airports(airports: Iterable[Airport], jvm_zone_ids: Collection[str] | None) -> list[Airport]:
+    """The airports whose IANA time zone resolves in Python (zoneinfo) and in the JVM (Spark's
+    to_utc_timestamp resolves it with java.time.ZoneId; ``None``: not checked). A zone one of
+    them lacks (a tz database older than airportsdata's, a typo upstream) would fail every file
+    that reaches Spark's conversion: the airport is dropped instead, with a warning, and its
+    bookings are quarantined as `unknown IATA airport code`."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    def resolves_in_python(zone: str) -> bool:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return False
+        return True
+
+    usable, dropped = [], {}
+    verdicts: dict[str, str | None] = {}  # zone -> where it does not resolve (None: resolves)
+    for airport in airports:
+        zone = airport.time_zone
+        if zone not in verdicts:
+            missing = [name for name, ok in (("Python", resolves_in_python(zone)),
+                                             ("the JVM", jvm_zone_ids is None or zone in jvm_zone_ids)) if not ok]
+            verdicts[zone] = " and ".join(missing) or None
+        if verdicts[zone] is None:
+            usable.append(airport)
+        else:
+            dropped.setdefault(zone, []).append(airport.iata_code)
+    for zone, codes in sorted(dropped.items()):
+        LOG.warning("airport reference: time zone %r does not resolve in %s; dropped %s (their "
+                    "bookings are quarantined as unknown IATA airport codes)", zone, verdicts[zone],
+                    ", ".join(codes))
+    return usable
+
+
+def jvm_time_zone_ids(spark) -> frozenset[str]:
+    """The region zone ids java.time knows in this Spark driver's JVM (one call over py4j)."""
+    jvm = spark.sparkContext._jvm
+    return frozenset(str(jvm.java.lang.String.join("\n", jvm.java.time.ZoneId.getAvailableZoneIds())).split("\n"))

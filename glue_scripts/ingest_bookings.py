@@ -203,7 +203,8 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     mapping = contract.map_header(bookings_io.read_header(spark, args.source_uri))
     summary.unknown_columns = list(mapping.unknown_columns)
 
-    airports = transform.airports_frame(spark, contract.load_airports()).cache()
+    airports = transform.airports_frame(
+        spark, contract.load_airports(contract.jvm_time_zone_ids(spark))).cache()
     raw = bookings_io.read_bookings_csv(spark, args.source_uri, transform.raw_schema(mapping))
     validated = transform.validate(
         raw, mapping, airports, partitions=validation_partitions(

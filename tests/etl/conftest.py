@@ -40,7 +40,7 @@ def spark():
 
 @pytest.fixture(scope="session")
 def airports(spark):
-    frame = transform.airports_frame(spark, contract.load_airports()).cache()
+    frame = transform.airports_frame(spark, contract.load_airports(contract.jvm_time_zone_ids(spark))).cache()
     yield frame
     frame.unpersist()
 
