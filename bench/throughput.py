@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 
+from airline_local.aws.moto_patches import job_role_credentials
 from airline_local.pipeline import LocalPipeline
 from airline_local.warehouse.redshift_data import DataApiEmulator
 from bench import memory
@@ -68,8 +69,8 @@ class RecordingDataApi(DataApiEmulator):
         super().__init__(*args, **kwargs)
         self.batch_ids: list[str] = []
 
-    def batch_execute_statement(self, params: dict[str, Any]) -> dict[str, Any]:
-        response = super().batch_execute_statement(params)
+    def batch_execute_statement(self, params: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
+        response = super().batch_execute_statement(params, caller)
         self.batch_ids.append(response["Id"])
         return response
 
@@ -111,6 +112,9 @@ class ThroughputBench:
         self.data_api = RecordingDataApi(pipeline.warehouse)
         pipeline.emulator.data_api = self.data_api  # the job's Data API calls land here
         self.postgres_data_dir = pipeline.postgres.data_dir  # type: ignore[union-attr]
+        # The job calls AWS as its role, as a run started by the state machine does (IAM check on).
+        role = pipeline.emulator.client("glue").get_job(JobName=self.job_name)["Job"]["Role"]
+        self.job_credentials = job_role_credentials(role)
 
     def close(self) -> None:
         self.data_api.close()
@@ -148,7 +152,7 @@ class ThroughputBench:
         batches_before = len(self.data_api.batch_ids)
         with self._sampler() as sampler:
             started = time.perf_counter()
-            outcome = runner.run(self.job_name, f"jr_{execution_id}", arguments)
+            outcome = runner.run(self.job_name, f"jr_{execution_id}", arguments, credentials=self.job_credentials)
             seconds = time.perf_counter() - started
         summary_path = root / "runs" / f"{execution_id}.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}

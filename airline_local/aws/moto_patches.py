@@ -755,12 +755,16 @@ def _drive_job_run(job: Any, job_run: Any) -> None:
 
 
 def _job_role_credentials(job: Any) -> Any:
+    return job_role_credentials(job.role)
+
+
+def job_role_credentials(role_arn: str) -> Any:
     """With the IAM check on: the job role's session, as Glue assumes it (glue.amazonaws.com);
     a refused trust check raises (the run FAILS naming it). Off: None (the dummy key)."""
     check = RUNTIME.iam_check
     if check is None:
         return None
-    return check.role_broker.credentials(job.role, GLUE_JOB_SESSION_NAME, "glue.amazonaws.com")
+    return check.role_broker.credentials(role_arn, GLUE_JOB_SESSION_NAME, "glue.amazonaws.com")
 
 
 # --------------------------------------------------------------------------------------------

@@ -443,6 +443,10 @@ class IamCheck:
         try:
             asks = map_request(call, self.resolver)
         except UnmappedRequestError as error:
+            if identity.kind == "operator":
+                # The operator (an administrator: tests, the CLI) may call what no actor calls.
+                self.log.append((identity.arn, f"{call.service}:{call.operation}", "", "allowed unchecked (operator, unmapped)"))
+                return Verdict("allow", identity=identity)
             return Verdict("unmapped", str(error), identity=identity)
         if identity.kind == "broker":
             # The broker has checked the trust policy itself; it may do nothing else.
