@@ -218,9 +218,10 @@ def local_status(
         import boto3
         from botocore.config import Config
 
-        def client(service: str):  # the emulator's dummy credentials, never a real account
-            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                                aws_access_key_id="testing", aws_secret_access_key="testing",
+        from airline_local.aws.emulator import OPERATOR_CREDENTIALS
+
+        def client(service: str):  # the operator's local key (the IAM check lets it read), never a real account
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **OPERATOR_CREDENTIALS,
                                 config=Config(retries={"max_attempts": 1}, connect_timeout=2))
         try:
             client("stepfunctions").list_state_machines()
