@@ -87,7 +87,7 @@ def test_a_1024_byte_multibyte_key_is_stored_intact(spark, pg_dsn, tmp_path):
         bookings_load.read_load_sql(REPO_ROOT / "sql" / "load_bookings.sql"), args.staging_uri,
         args.copy_role_arn)
     counts = warehouse.execute_batch(statements)[-1].rows
-    assert counts == [(1, 0, 0)]
+    assert counts == [(1, 0, 0, 0, 1)]  # inserted, updated, unchanged, stale, staged
 
     expected = f"s3://{BUCKET}/{key}"
     assert len(expected.encode("utf-8")) == 5 + 63 + 1 + 1024
