@@ -264,9 +264,9 @@ class LoadRecorder:
     def __enter__(self) -> LoadRecorder:
         original = self.data_api.batch_execute_statement
 
-        def batch_execute_statement(params: dict[str, Any]) -> dict[str, Any]:
+        def batch_execute_statement(params: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
             self.batches.append({"name": params.get("StatementName", ""), "sqls": list(params.get("Sqls", []))})
-            return original(params)
+            return original(params, caller)
 
         self.data_api.batch_execute_statement = batch_execute_statement
         return self

@@ -123,9 +123,9 @@ def test_glue_job_killed_mid_run_fails_loudly_and_loads_nothing(pipeline, tmp_pa
     data_api = pipeline.data_api
     original = data_api.batch_execute_statement
 
-    def batch_execute_statement(params):
+    def batch_execute_statement(params, caller=None):
         loads.append(params.get("StatementName", ""))
-        return original(params)
+        return original(params, caller)
 
     data_api.batch_execute_statement = batch_execute_statement
     killed: dict[str, object] = {}
