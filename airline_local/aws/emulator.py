@@ -36,6 +36,11 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 OPERATOR_CREDENTIALS = {"aws_access_key_id": "LOCALOPERATORKEY0000", "aws_secret_access_key": "local-operator"}
 
 
+
+def _on_runtime(name: str) -> Any:
+    """A property that reads and sets ``RUNTIME.<name>``."""
+    return property(lambda self: getattr(RUNTIME, name), lambda self, value: setattr(RUNTIME, name, value))
+
 class EmulatorError(RuntimeError):
     pass
 
@@ -91,37 +96,11 @@ class Emulator:
         with cls._class_lock:
             return cls._running
 
-    @property
-    def job_runner(self) -> JobRunner:
-        return RUNTIME.job_runner
-
-    @job_runner.setter
-    def job_runner(self, runner: JobRunner) -> None:
-        RUNTIME.job_runner = runner
-
-    @property
-    def data_api(self) -> Any:
-        return RUNTIME.data_api
-
-    @data_api.setter
-    def data_api(self, data_api: Any) -> None:
-        RUNTIME.data_api = data_api
-
-    @property
-    def mailbox(self) -> Mailbox:
-        return RUNTIME.mailbox
-
-    @mailbox.setter
-    def mailbox(self, mailbox: Mailbox) -> None:
-        RUNTIME.mailbox = mailbox
-
-    @property
-    def crawler_settings(self) -> CrawlerSettings:
-        return RUNTIME.crawler_settings
-
-    @crawler_settings.setter
-    def crawler_settings(self, settings: CrawlerSettings) -> None:
-        RUNTIME.crawler_settings = settings
+    # The runtime's pieces live on RUNTIME (moto's handlers read them there); these read and set them.
+    job_runner: JobRunner = _on_runtime("job_runner")
+    data_api: Any = _on_runtime("data_api")
+    mailbox: Mailbox = _on_runtime("mailbox")
+    crawler_settings: CrawlerSettings = _on_runtime("crawler_settings")
 
     @property
     def wait_time_scale(self) -> float:
