@@ -4,10 +4,18 @@ sql/ is written in Redshift's SQL. The local warehouse runs the same text on Pos
 `to_postgres`; the one statement it cannot translate is COPY from S3, which `parse_copy` reads so
 the warehouse adapter can load the files itself. PostgreSQL accepts more than Redshift, so
 `redshift_shape_violations` flags the PostgreSQL-only forms that would pass locally and fail on AWS.
+
+The schema custom resource's grant statements (stacks/schema_handler/handler.py) go through here
+too: the statements sqlglot reads only as an opaque Command (`CALL`, `GRANT ... ON ALL TABLES IN
+SCHEMA`, `ALTER DEFAULT PRIVILEGES ... GRANT`, `CREATE USER ... PASSWORD DISABLE`) are recognised by
+their Redshift shape (:data:`_COMMAND_SHAPES`) and passed through where PostgreSQL accepts the same
+words; `PASSWORD DISABLE` becomes PostgreSQL's `PASSWORD NULL`, also inside the dynamic SQL of a
+plpgsql procedure body. Any other Command is refused.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,6 +31,25 @@ WRITE = "postgres"
 # them word for word: passed through unchanged.
 PASS_THROUGH_COMMANDS = {"LOCK"}
 COPY_FORMATS = {"PARQUET", "CSV"}
+# Redshift statements sqlglot 30.30 reads only as an opaque Command, recognised by their whole text
+# (no comment, no string: anything else falls back to sqlglot and is refused). Each is what the
+# schema custom resource emits (stacks/schema_handler/handler.py); PostgreSQL takes GRANT and ALTER
+# DEFAULT PRIVILEGES in the same words, CALL with its arguments translated, CREATE USER with
+# PASSWORD NULL for Redshift's PASSWORD DISABLE (docs/aws-notes.md, "Schema grants on PostgreSQL").
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_NAME = rf"{_IDENT}(?:\.{_IDENT})?"
+_IDENTS = rf"{_IDENT}(?:\s*,\s*{_IDENT})*"
+_PRIVILEGE = r"(?:SELECT|INSERT|UPDATE|DELETE|REFERENCES|TRUNCATE|DROP|ALTER|ALL(?:\s+PRIVILEGES)?)"
+_PRIVILEGES = rf"{_PRIVILEGE}(?:\s*,\s*{_PRIVILEGE})*"
+_COMMAND_SHAPES: dict[str, re.Pattern[str]] = {
+    "CALL": re.compile(rf"CALL\s+(?P<name>{_NAME})\s*\((?P<args>.*)\)", re.I | re.S),
+    "GRANT": re.compile(rf"GRANT\s+{_PRIVILEGES}\s+ON\s+ALL\s+TABLES\s+IN\s+SCHEMA\s+{_IDENTS}\s+TO\s+{_IDENTS}", re.I),
+    "ALTER": re.compile(rf"ALTER\s+DEFAULT\s+PRIVILEGES\s+IN\s+SCHEMA\s+{_IDENTS}\s+GRANT\s+{_PRIVILEGES}"
+                        rf"\s+ON\s+TABLES\s+TO\s+{_IDENTS}", re.I),
+    "CREATE": re.compile(rf"CREATE\s+USER\s+(?P<user>{_IDENT})\s+PASSWORD\s+DISABLE", re.I),
+}
+# Redshift words inside dynamic SQL (a plpgsql EXECUTE's string literals) and PostgreSQL's for them.
+_DYNAMIC_SQL_REWRITES = ((re.compile(r"\bPASSWORD\s+DISABLE\b", re.I), "PASSWORD NULL"),)
 # Redshift physical-design clauses with no PostgreSQL meaning.
 _REDSHIFT_ONLY_PROPERTIES = (
     exp.DistKeyProperty,
@@ -99,6 +126,17 @@ def _parse_lock(statement: str) -> exp.Command | None:
     return exp.Command(this="LOCK", expression=exp.Literal.string(" " + rest[0].text.strip()))
 
 
+def _parse_shaped_command(statement: str) -> exp.Command | None:
+    """A statement of :data:`_COMMAND_SHAPES` as the Command sqlglot would fall back to (without its
+    warning), or None."""
+    text = statement.strip()
+    name = text.split(None, 1)[0].upper() if text else ""
+    shape = _COMMAND_SHAPES.get(name)
+    if shape is None or not shape.fullmatch(text):
+        return None
+    return exp.Command(this=name, expression=exp.Literal.string(" " + text[len(name):].strip()))
+
+
 def parse_redshift(statement: str) -> exp.Expression:
     """Exactly one statement parsed with sqlglot's Redshift dialect."""
     try:
@@ -107,6 +145,9 @@ def parse_redshift(statement: str) -> exp.Expression:
         raise RedshiftSqlError(f"cannot tokenize SQL ({exc}): {_excerpt(statement)}") from exc
     if lock is not None:
         return lock
+    command = _parse_shaped_command(statement)
+    if command is not None:
+        return command
     try:
         parsed = [e for e in sqlglot.parse(statement, read=READ) if e is not None]
     except SqlglotError as exc:
@@ -140,6 +181,27 @@ def _fix_merge_insert_values(expression: exp.Expression) -> None:
             insert.set("expression", exp.Tuple(expressions=[v.copy() for v in values]))
 
 
+def _rewrite_dynamic_sql(body: str) -> str:
+    """A plpgsql body with Redshift words in its string literals (the SQL an EXECUTE builds at run
+    time) rewritten for PostgreSQL; the rest of the body is left as written."""
+    tokens = [t for t in Dialect.get_or_raise(WRITE).tokenize(body) if t.token_type == TokenType.STRING]
+    for token in reversed(tokens):  # from the end: earlier offsets stay valid
+        text = token.text
+        for pattern, replacement in _DYNAMIC_SQL_REWRITES:
+            text = pattern.sub(replacement, text)
+        if text != token.text and body[token.start] == "'" and body[token.end] == "'":
+            body = body[: token.start] + "'" + text.replace("'", "''") + "'" + body[token.end + 1 :]
+    return body
+
+
+def _translate_procedure_body(expression: exp.Expression) -> None:
+    if not (isinstance(expression, exp.Create) and str(expression.args.get("kind", "")).upper() == "PROCEDURE"):
+        return
+    body = expression.args.get("expression")
+    if isinstance(body, exp.Heredoc) and isinstance(body.this, str):
+        body.set("this", _rewrite_dynamic_sql(body.this))
+
+
 def _translate(expression: exp.Expression) -> exp.Expression:
     for prop in list(expression.find_all(*_REDSHIFT_ONLY_PROPERTIES)):
         prop.pop()
@@ -147,7 +209,40 @@ def _translate(expression: exp.Expression) -> exp.Expression:
         if isinstance(constraint.args.get("kind"), exp.EncodeColumnConstraint):
             constraint.pop()
     _fix_merge_insert_values(expression)
+    _translate_procedure_body(expression)
     return expression
+
+
+def _translate_command(expression: exp.Command, statement: str) -> str:
+    """A Command of :data:`_COMMAND_SHAPES` (or LOCK) as PostgreSQL SQL."""
+    name = _command_name(expression)
+    text = f"{name}{expression.expression.name}" if isinstance(expression.expression, exp.Literal) else statement
+    if name in PASS_THROUGH_COMMANDS:
+        return expression.sql(dialect=WRITE, comments=False)
+    shape = _COMMAND_SHAPES.get(name or "")
+    match = shape.fullmatch(text.strip()) if shape is not None else None
+    if match is None:
+        raise RedshiftSqlError(f"statement not understood by sqlglot's Redshift dialect: {_excerpt(statement)}")
+    if name == "CALL":
+        return f"CALL {match['name']}({_translate_arguments(match['args'], statement)})"
+    if name == "CREATE":
+        # Redshift: no password, sign-in by IAM only; PostgreSQL: PASSWORD NULL, password sign-in always fails.
+        return f"CREATE USER {match['user']} PASSWORD NULL"
+    return text.strip()  # GRANT, ALTER DEFAULT PRIVILEGES: the same words in PostgreSQL
+
+
+def _translate_arguments(arguments: str, statement: str) -> str:
+    """CALL's argument list, each argument translated as an expression."""
+    if not arguments.strip():
+        return ""
+    try:
+        parsed = [e for e in sqlglot.parse(f"SELECT {arguments}", read=READ) if e is not None]
+    except SqlglotError as exc:
+        raise RedshiftSqlError(f"cannot parse the CALL's arguments ({exc}): {_excerpt(statement)}") from exc
+    select = parsed[0] if len(parsed) == 1 else None
+    if not isinstance(select, exp.Select) or set(k for k, v in select.args.items() if v) - {"expressions", "kind"}:
+        raise RedshiftSqlError(f"a CALL's arguments must be expressions: {_excerpt(statement)}")
+    return ", ".join(_generate(_translate(e), statement) for e in select.expressions)
 
 
 def _generate(expression: exp.Expression, statement: str) -> str:
@@ -163,17 +258,18 @@ def _check_translatable(expression: exp.Expression, statement: str) -> None:
             f"COPY has no PostgreSQL equivalent; the warehouse loads it (see parse_copy): {_excerpt(statement)}"
         )
     name = _command_name(expression)
-    if name is not None and name not in PASS_THROUGH_COMMANDS:
+    if name is not None and name not in PASS_THROUGH_COMMANDS and name not in _COMMAND_SHAPES:
         raise RedshiftSqlError(f"statement not understood by sqlglot's Redshift dialect: {_excerpt(statement)}")
 
 
 def to_postgres(statement: str) -> str:
     """One Redshift statement as PostgreSQL SQL (DISTSTYLE/DISTKEY/SORTKEY/ENCODE dropped,
-    GETDATE() and friends translated). `:name` placeholders come out as `%(name)s`."""
+    GETDATE() and friends translated, the schema resource's grant statements as PostgreSQL takes
+    them). `:name` placeholders come out as `%(name)s`."""
     expression = parse_redshift(statement)
     _check_translatable(expression, statement)
-    if _command_name(expression) in PASS_THROUGH_COMMANDS:
-        return expression.sql(dialect=WRITE, comments=False)
+    if isinstance(expression, exp.Command):
+        return _translate_command(expression, statement)
     return _generate(_translate(expression), statement)
 
 
@@ -182,6 +278,8 @@ def to_postgres_parameterized(statement: str) -> tuple[str, list[str]]:
     `%(name)s`, any other `%` is doubled, and the placeholder names are returned in order."""
     expression = parse_redshift(statement)
     _check_translatable(expression, statement)
+    if isinstance(expression, exp.Command):  # LOCK, the grant statements: no placeholders
+        return _translate_command(expression, statement).replace("%", "%%"), []
     expression = _translate(expression)
     marker = f"airline_param_{uuid.uuid4().hex}_"
     names: list[str] = []
