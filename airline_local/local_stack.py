@@ -6,7 +6,9 @@ creates in the emulator the resources the pipeline runs on: the buckets and thei
 notifications, the SNS topics and subscriptions, the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
 definition's references resolved to local names, and the IAM roles (name and trust policy: the local
-IAM check reads their policies from the template). Resources with no local meaning (KMS, VPC,
+IAM check reads their policies from the template), and, when asked, the Provider-framework custom
+resources (the warehouse schema) through their handlers (airline_local.custom_resources). Resources
+with no local meaning (KMS, VPC,
 CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists the differences.
 """
 
@@ -19,11 +21,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airline_local.aws.cfn import ACCOUNT_ID, Template
+from airline_local.custom_resources import run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -154,17 +158,35 @@ class DeployedStack:
     backfill_state_machine_arn: str | None = None
 
 
-def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> DeployedStack:
-    """Create the stack's resources in the emulator. `clients(service)` returns a boto3 client."""
-    template = assembly.template
-    s3, glue, sns = clients("s3"), clients("glue"), clients("sns")
+def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner, *,
+           function_client: Any = None) -> DeployedStack:
+    """Create the stack's resources in the emulator. `clients(service)` returns a boto3 client.
 
+    With ``function_client(function logical id, service)`` (a client signing as that Lambda
+    function's role: airline_local.custom_resources.function_session_client), the stack's
+    Provider-framework custom resources are created too, their handlers run as CloudFormation
+    would have them run (the schema: its Data API batch on the local warehouse); a failure fails
+    the deploy with the handler's error (CustomResourceError). Without it they are skipped."""
+    template = assembly.template
     # Roles exist in the emulated IAM (name, path, trust policy) so that AssumeRole gives stable
     # role ids (aws:userid). Their policies stay out of moto (it would enforce them with its own
     # evaluator): the local IAM check reads them from the template (docs/iam-check.md).
     iam = clients("iam")
     for lid in template.resources_of_type("AWS::IAM::Role"):
         _create_role(template, lid, iam)
+    # A custom resource needs only its functions and their roles: CloudFormation creates it while
+    # it creates the resources that do not depend on it, and so does this deploy.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custom-resources") as pool:
+        custom = pool.submit(run_custom_resources, assembly, function_client) if function_client is not None else None
+        stack = _create_resources(assembly, clients, job_runner)
+        if custom is not None:
+            custom.result()  # a handler's error fails the deploy
+    return stack
+
+
+def _create_resources(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> DeployedStack:
+    template = assembly.template
+    s3, glue, sns = clients("s3"), clients("glue"), clients("sns")
 
     buckets = [template.ref(lid) for lid in template.resources_of_type("AWS::S3::Bucket")]
     for lid, bucket in zip(template.resources_of_type("AWS::S3::Bucket"), buckets):

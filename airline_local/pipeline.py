@@ -29,13 +29,13 @@ from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
 from airline_local.aws.moto_patches import RUNTIME
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
+from airline_local.custom_resources import function_session_client
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
 from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
 from airline_local.warehouse.copy_role import CopyRoleReader
 
 RAW_PREFIX = "raw/bookings/"
-SCHEMA_SQL = PROJECT_DIR / "sql" / "001_schema.sql"
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STATUS_POLL_SECONDS = 0.25
 HISTORY_POLL_SECONDS = 1.0
@@ -145,7 +145,6 @@ class LocalPipeline:
             self.template = assembly.template
             self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
-            self.warehouse.apply_schema(SCHEMA_SQL)
             self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
                                      warm_workers=self.warm_workers, iam_check=self.iam_check)
             self.emulator.wait_time_scale = LOCAL_WAIT_TIME_SCALE
@@ -158,7 +157,10 @@ class LocalPipeline:
             if self.iam_check:
                 # On before the deploy: every deploy call is mapped (the operator's, unchecked).
                 self.iam = self.emulator.start_iam_check(assembly.template)
-            self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner)
+            # The schema is created by its custom resource's handler, as the function's role: one
+            # Data API batch (sql/001_schema.sql + the ETL user's grants) on the local warehouse.
+            function_client = function_session_client(assembly.template, self.emulator.role_broker, self.emulator.client)
+            self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner, function_client=function_client)
             if self.emulator.role_broker is not None:
                 # The IAM check is on: a COPY reads S3 as its IAM_ROLE, and finds the running job's
                 # staged output there, written as the job's role (docs/iam-check.md, step 9).

@@ -30,6 +30,14 @@ stopping at the first denial as AWS does (a call it refuses never reaches KMS):
    - ``sqs:SendMessage`` to a queue with ``KmsMasterKeyId``: ``kms:GenerateDataKey`` and
      ``kms:Decrypt``; ``sqs:ReceiveMessage``: ``kms:Decrypt``; context ``aws:sqs:arn`` = the queue
      ARN (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
+   - ``secretsmanager:GetSecretValue`` of a secret: ``kms:Decrypt`` on its key ("If the secret is
+     encrypted using a customer-managed key instead of the AWS managed key aws/secretsmanager, then
+     you also need kms:Decrypt permissions for that key",
+     https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html; the AWS
+     managed key's policy lets the account's principals use it through Secrets Manager), encryption
+     context ``SecretARN`` and ``SecretVersionId``
+     (https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html; the
+     version id is a local stand-in: AWS generates it at deploy time).
 
 :meth:`Authorizer.authorize_log_group_write` checks the other kind: a write to a log group encrypted
 with ``KmsKeyId`` is encrypted by CloudWatch Logs itself, as the service principal
@@ -52,6 +60,7 @@ multipart uploads' extra ``kms:Decrypt``, KMS grants, and everything :mod:`evalu
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +79,8 @@ _ERROR_CODES = {
     "sts": "AccessDenied",
 }
 # Error code a service returns when the KMS request it made for the caller is denied.
-_KMS_ERROR_CODES = {"s3": "AccessDenied", "sns": "KMSAccessDenied", "sqs": "KmsAccessDenied"}
+_KMS_ERROR_CODES = {"s3": "AccessDenied", "sns": "KMSAccessDenied", "sqs": "KmsAccessDenied",
+                    "secretsmanager": "AccessDeniedException"}
 
 # A probe identity policy allowing everything: used only to tell, for a KMS denial, whether the key
 # policy or the identity policies were missing the allow (AWS says which in its message).
@@ -225,6 +235,9 @@ class Authorizer:
                 return [("kms:GenerateDataKey", binding, sqs_context), ("kms:Decrypt", binding, sqs_context)]
             if name == "sqs:receivemessage":
                 return [("kms:Decrypt", binding, sqs_context)]
+        if binding.kind == "secretsmanager" and name == "secretsmanager:getsecretvalue":
+            secret_context = {"SecretARN": binding.resource_arn, "SecretVersionId": local_secret_version_id(binding.resource_arn)}
+            return [("kms:Decrypt", binding, secret_context)]
         return []
 
     def _kms_check(
@@ -253,6 +266,12 @@ class Authorizer:
         if not decision.allowed:
             message = f"{message} (KMS request made by {binding.kind} on behalf of {on_behalf_of})"
         return Check(decision, message, on_behalf_of=on_behalf_of, key_arn=key.arn)
+
+
+def local_secret_version_id(secret_arn: str) -> str:
+    """The version id of a secret's current value, locally: a UUID (as AWS's are) derived from the
+    secret's ARN. AWS generates the real one when it stores the value."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"secret-version/{secret_arn}"))
 
 
 def _message(decision: Decision, identity: Sequence[Policy], resource_policy: Policy | None, authoritative: bool) -> str:

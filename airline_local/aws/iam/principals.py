@@ -177,6 +177,9 @@ class RoleBroker:
         self._trust: dict[tuple[str, str, str | None, str | None], Authorization] = {}
         self._clients: dict[tuple[str, str], Any] = {}
         self._sts: Any = None
+        # One boto3 session for every client the broker makes (always under self._lock): a new
+        # session per client re-reads the service's model, ~0.5 s a client on a loaded machine.
+        self._session = boto3.session.Session()
 
     # -- trust ----------------------------------------------------------------------------------
 
@@ -250,7 +253,7 @@ class RoleBroker:
             **credentials.as_client_kwargs(),
             **kwargs,
         }
-        return boto3.session.Session().client(service, **options)
+        return self._session.client(service, **options)
 
     def _assume_role(self, role_arn: str, session_name: str) -> Identity:
         if self._sts is None:

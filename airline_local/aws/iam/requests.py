@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ElementTree
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -162,12 +162,15 @@ def _redshift_data_execute(action: str) -> Mapper:
             resource = f"arn:aws:redshift:{arns.prefix}:cluster:{call.params['ClusterIdentifier']}"
         else:
             raise UnmappedRequestError(f"redshift-data:{call.operation} names neither WorkgroupName nor ClusterIdentifier")
-        if call.params.get("SecretArn"):
-            # Secrets Manager authentication: not used by this pipeline, and its implicit
-            # secretsmanager:GetSecretValue (+ kms:Decrypt) is not checked yet.
-            raise UnmappedRequestError(f"redshift-data:{call.operation} with SecretArn: secret authentication is not checked")
         asks = [_ask(action, resource)]
-        if ":workgroup/" in resource:
+        if call.params.get("SecretArn"):
+            # Secrets Manager authentication: the caller's policy must allow GetSecretValue on the
+            # secret ("Authorizing access to the Amazon Redshift Data API"); the Data API reads it
+            # with the caller's identity (forward access), so the Authorizer adds the kms:Decrypt
+            # Secrets Manager asks for it when the secret has a customer managed key.
+            secret = arns.resolver.secret_arn(str(call.params["SecretArn"]))
+            asks.append(_ask("secretsmanager:GetSecretValue", secret, **{"aws:ViaAWSService": True}))
+        elif ":workgroup/" in resource:
             # IAM authentication to a workgroup: the Data API gets database credentials as the caller.
             asks.append(_ask("redshift-serverless:GetCredentials", resource))
         return asks
@@ -350,14 +353,22 @@ class Resolver:
     """Names the mapping cannot build from the request alone (ask the template, never rebuild)."""
 
     def __init__(self, workgroups: Mapping[str, str] | None = None,
-                 statement_owner: Callable[[str], str | None] | None = None) -> None:
+                 statement_owner: Callable[[str], str | None] | None = None,
+                 secrets: Iterable[str] = ()) -> None:
         self.workgroups = dict(workgroups or {})
+        self.secrets = frozenset(secrets)
         self._statement_owner = statement_owner
 
     def workgroup_arn(self, name: str) -> str:
         if name not in self.workgroups:
             raise UnmappedRequestError(f"workgroup {name!r} is not in the template (workgroups: {sorted(self.workgroups)})")
         return self.workgroups[name]
+
+    def secret_arn(self, secret: str) -> str:
+        """The ARN of a secret of the template (its key and key policy are known only for those)."""
+        if secret not in self.secrets:
+            raise UnmappedRequestError(f"secret {secret!r} is not a secret of the template (secrets: {sorted(self.secrets)})")
+        return secret
 
     def statement_owner(self, statement_id: str) -> str | None:
         """aws:userid of who ran the statement (None: an Id that names no statement; the
@@ -376,7 +387,8 @@ class Resolver:
         workgroups = {}
         for lid in template.resources_of_type("AWS::RedshiftServerless::Workgroup"):
             workgroups[str(template.properties(lid)["WorkgroupName"])] = template.get_att(lid, "Workgroup.WorkgroupArn")
-        return cls(workgroups, statement_owner)
+        secrets = [template.ref(lid) for lid in template.resources_of_type("AWS::SecretsManager::Secret")]
+        return cls(workgroups, statement_owner, secrets)
 
 
 def map_request(call: Call, resolver: Resolver | None = None) -> list[Ask]:
@@ -428,7 +440,9 @@ class IamCheck:
         self.operator = operator
         self._memo: dict[tuple[Any, ...], Authorization] = {}
         self._lock = threading.Lock()
-        #: The operator's calls (allowed unchecked) and every denial: (who, action, resource, verdict).
+        #: Every authorization of a mapped call: (who, action, resource, verdict), verdict one of
+        #: "allowed" (a role session), "denied", "allowed unchecked (operator)" and, for an operator
+        #: call the map does not know, "allowed unchecked (operator, unmapped)" (resource "").
         self.log: deque[tuple[str, str, str, str]] = deque(maxlen=10000)
         #: Mints the actors' role sessions (principals.RoleBroker; set by Emulator.start_iam_check).
         self.role_broker: Any = None
@@ -470,6 +484,8 @@ class IamCheck:
                 self.log.append((identity.arn, ask.action, ask.resource, "denied"))
                 return Verdict("deny", authorization.message, authorization.error_code or _deny_code(call.service),
                                identity, tuple(authorizations))
+        for ask in asks:
+            self.log.append((identity.arn, ask.action, ask.resource, "allowed"))
         return Verdict("allow", identity=identity, authorizations=tuple(authorizations))
 
     def unjudged(self, message: str) -> Verdict:

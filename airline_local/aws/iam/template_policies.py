@@ -15,8 +15,9 @@ emulated resources have) and collects:
   bucket's objects), topic policies (each topic), queue policies (each queue), KMS key policies
   (the key ARN) and Lambda permissions (the function ARN, one statement per permission);
 - **encryption bindings**: the KMS key that protects a bucket (default encryption with SSE-KMS,
-  and whether it uses an S3 Bucket Key), a topic (``KmsMasterKeyId``), a log group (``KmsKeyId``)
-  or a queue (``KmsMasterKeyId``; SQS-managed SSE needs no key). A key given as a key id, key ARN,
+  and whether it uses an S3 Bucket Key), a topic (``KmsMasterKeyId``), a log group (``KmsKeyId``),
+  a queue (``KmsMasterKeyId``; SQS-managed SSE needs no key) or a secret (``KmsKeyId``; without
+  it, the AWS managed key ``aws/secretsmanager``). A key given as a key id, key ARN,
   alias name or alias ARN is resolved to the key's ARN; an AWS managed key (``alias/aws/sns``)
   gets the key policy AWS documents for AWS managed keys.
 
@@ -103,7 +104,7 @@ class KmsKey:
 class EncryptionBinding:
     """``resource_arn`` (a bucket, topic, log group or queue) is encrypted with ``key_arn``."""
 
-    kind: str  # "s3", "sns", "logs" or "sqs"
+    kind: str  # "s3", "sns", "logs", "sqs" or "secretsmanager"
     resource_arn: str
     key_arn: str
     logical_id: str
@@ -427,6 +428,11 @@ class _Builder:
             if props.get("KmsMasterKeyId"):  # SqsManagedSseEnabled: SQS-owned keys, no KMS request
                 queue_arn = self.t.get_att(lid, "Arn")
                 self._bind(EncryptionBinding("sqs", queue_arn, self.key_arn(props["KmsMasterKeyId"], f"queue {lid}"), lid))
+
+        for lid, props in self._of_type("AWS::SecretsManager::Secret"):
+            key = props.get("KmsKeyId")  # none: the AWS managed key aws/secretsmanager
+            key_arn = self.key_arn(key, f"secret {lid}") if key else self._aws_managed_key("secretsmanager")
+            self._bind(EncryptionBinding("secretsmanager", self.t.ref(lid), key_arn, lid))
 
     def _bind(self, binding: EncryptionBinding) -> None:
         self.store.encryption[binding.resource_arn] = binding
