@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from stacks.storage import BACKFILL_PREFIX
 
 BOOKING_SUFFIXES = (".csv", ".csv.gz")
 POLL_SECONDS = 0.5
+UPLOAD_THREADS = 4
 
 
 @dataclass
@@ -95,8 +97,9 @@ def run_backfill(pipeline: LocalPipeline, paths: Sequence[Path], *, timeout: flo
     prefix = f"{BACKFILL_PREFIX}{name}/"
     keys = upload_keys(files, prefix)
     s3 = pipeline.emulator.client("s3")  # type: ignore[union-attr]
-    for key, file in keys.items():
-        s3.upload_file(str(file), stack.raw_bucket, key)
+    # A few at once: each upload is a round trip through the emulator (and its IAM check).
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as uploads:
+        list(uploads.map(lambda item: s3.upload_file(str(item[1]), stack.raw_bucket, item[0]), keys.items()))
     sfn = pipeline.emulator.client("stepfunctions")  # type: ignore[union-attr]
     started = time.monotonic()
     arn = sfn.start_execution(stateMachineArn=stack.backfill_state_machine_arn, name=name,
@@ -110,7 +113,7 @@ def run_backfill(pipeline: LocalPipeline, paths: Sequence[Path], *, timeout: flo
             raise PipelineError(f"backfill {name} still running after {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
     output = json.loads(description.get("output") or "{}")
-    per_key = _per_file_results(s3, stack.raw_bucket, prefix)
+    per_key = per_file_results(s3, stack.raw_bucket, prefix)
     accounted = [_account(key, file, per_key.get(key)) for key, file in keys.items()]
     return BackfillResult(
         execution_name=name, prefix=prefix, status=description["status"], files=accounted,
@@ -121,8 +124,9 @@ def run_backfill(pipeline: LocalPipeline, paths: Sequence[Path], *, timeout: flo
     )
 
 
-def _per_file_results(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
-    """The ResultWriter's entries of this backfill, by object key (from runs/backfill/*/manifest.json)."""
+def per_file_results(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The ResultWriter's entries of the backfill of `prefix`, by object key (from
+    runs/backfill/*/manifest.json): Status, Input, Output or Error/Cause, StartDate, StopDate."""
     from stacks.backfill import RESULTS_PREFIX
 
     results: dict[str, dict[str, Any]] = {}
