@@ -39,7 +39,7 @@ HANDLER_SERVICES: Mapping[str, str] = {"Custom::RedshiftSchema": "redshift-data"
 LAMBDA_SERVICE_PRINCIPAL = "lambda.amazonaws.com"
 # The waiter polls isComplete every query interval (10 s in the stack); locally the batch takes
 # milliseconds: poll fast, backing off, for at most the framework's total timeout.
-FIRST_POLL_SECONDS = 0.01
+FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 0.25
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
 
@@ -106,10 +106,14 @@ def _function_of(template: Template, reference: Any) -> str | None:
 def function_session_client(template: Template, role_broker: Any, operator_client: Callable[[str], Any]) -> FunctionClient:
     """``(function, service) -> client`` signing as the function's execution role, session = the
     function's name (Lambda's); the operator's client when the IAM check is off (no broker)."""
+    # The operator's clients come from boto3's default session, which the deploy uses in its own
+    # thread meanwhile: make them here, in the caller's thread (creating clients is not thread-safe).
+    operator = {service: operator_client(service) for service in set(HANDLER_SERVICES.values())} \
+        if role_broker is None else {}
 
     def client(function: str, service: str) -> Any:
         if role_broker is None:
-            return operator_client(service)
+            return operator[service]
         role = template.properties(function)["Role"]
         return role_broker.client(service, role, template.name_of(function), LAMBDA_SERVICE_PRINCIPAL)
 
