@@ -181,3 +181,18 @@ def test_a_failing_statement_fails_the_deploy_with_the_databases_error(stack, da
     message = str(failed.value)
     assert "SchemaDeploymentError: Schema SQL FAILED" in message
     assert 'ERROR: relation "airline.no_such_table" does not exist' in message
+
+
+def test_a_provider_resource_the_local_deploy_cannot_run_is_an_error_naming_it(stack):
+    body = copy.deepcopy(dict(stack.assembly.template.body))
+    schema = Schema(stack)
+    body["Resources"][schema.resource.logical_id]["Type"] = "Custom::SomethingElse"
+    template = stack.assembly.template
+    other = replace(stack.assembly, template=Template(body, region=template.region, stack_name=template.stack_name))
+
+    def no_call(function: str, service: str) -> Any:
+        raise AssertionError("no handler may run for a resource the local deploy does not know")
+
+    with pytest.raises(CustomResourceError, match=f"{schema.resource.logical_id} \\(Custom::SomethingElse\\): a "
+                                                  "Provider-framework custom resource the local deploy cannot run"):
+        run_custom_resources(other, no_call)
