@@ -3,7 +3,7 @@
 Nothing here describes the pipeline a second time. The app is synthesized into a cloud assembly
 (cdk.out) exactly as for `cdk deploy`; this module reads its template and asset manifest and
 creates in the emulator the resources the pipeline runs on: the buckets and their EventBridge
-notifications, the SNS topics and subscriptions, the Glue database, crawler and job (whose script is
+notifications, the SNS topics and subscriptions, the SQS queues (and the bucket's notifications to them), the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
 definition's references resolved to local names, and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
@@ -195,6 +195,7 @@ def _create_resources(assembly: CloudAssembly, clients: Any, job_runner: JobRunn
         # machine's idempotency gate keys on (a re-upload is a new version, a new run).
         if template.properties(lid).get("VersioningConfiguration", {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    _create_queues(template, clients("sqs"))
     eventbridge_buckets = _enable_eventbridge_notifications(template, s3)
 
     topics = []
@@ -254,9 +255,26 @@ def _create_role(template: Template, lid: str, iam: Any) -> str:
     return arn
 
 
+def _create_queues(template: Template, sqs: Any) -> None:
+    """The template's SQS queues (the crawler's S3 events queue and the DLQs), with their
+    retention, visibility and redrive policy; the DLQs first exist, then the redrives point at them."""
+    redrives = {}
+    for lid in template.resources_of_type("AWS::SQS::Queue"):
+        props = template.properties(lid)
+        attributes = {name: str(props[key]) for key, name in (("MessageRetentionPeriod", "MessageRetentionPeriod"),
+                                                               ("VisibilityTimeout", "VisibilityTimeout")) if key in props}
+        url = sqs.create_queue(QueueName=template.name_of(lid), Attributes=attributes)["QueueUrl"]
+        if "RedrivePolicy" in props:
+            redrives[url] = json.dumps(props["RedrivePolicy"])
+    for url, redrive in redrives.items():
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": redrive})
+
+
 def _enable_eventbridge_notifications(template: Template, s3: Any) -> list[str]:
-    """Buckets with EventBridge on: set on the bucket itself or through CDK's notifications resource."""
+    """Buckets with EventBridge on: set on the bucket itself or through CDK's notifications
+    resource, with that resource's SQS destinations (the crawler's S3 events queue) beside it."""
     enabled = []
+    queues: dict[str, list[dict[str, Any]]] = {}
     for lid in template.resources_of_type("AWS::S3::Bucket"):
         config = template.properties(lid).get("NotificationConfiguration", {})
         if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") in (True, "true"):
@@ -265,9 +283,12 @@ def _enable_eventbridge_notifications(template: Template, s3: Any) -> list[str]:
         props = template.properties(lid)
         if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
             enabled.append(props["BucketName"])
+        queues[props["BucketName"]] = list(props.get("NotificationConfiguration", {}).get("QueueConfigurations", []))
     for bucket in enabled:
         s3.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            Bucket=bucket,
+            NotificationConfiguration={"EventBridgeConfiguration": {},
+                                       **({"QueueConfigurations": queues[bucket]} if queues.get(bucket) else {})},
         )
     return enabled
 

@@ -34,7 +34,7 @@ from airline_local.pipeline import (  # noqa: E402
     LocalPipeline,
     temporary_state_dir,
 )
-from bench import copy_path, datasets, latency, report, stage, throughput  # noqa: E402
+from bench import copy_path, crawler, datasets, latency, report, stage, throughput  # noqa: E402
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="files of the backfill vs one-per-upload comparison (bench.backfill); 0 skips it")
     parser.add_argument("--copy-repeat", type=int, default=3,
                         help="runs of the emulated vs plain COPY comparison (best kept); 0 skips it")
+    parser.add_argument("--crawler-uploads", type=int, default=crawler.DEFAULT_UPLOADS,
+                        help="uploads of the per-upload crawl comparison, 1st vs last (bench.crawler); 0 skips it")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.sizes or min(args.sizes) <= 0:
@@ -168,6 +170,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         _say(f"backfill of {args.backfill_files} small files vs one execution per upload")
         document["backfill"] = backfill.run(args.backfill_files)
+    if args.crawler_uploads > 0:  # issue 14: the crawl after the 1st upload vs after the last
+        document["crawler"] = crawler.run(args.crawler_uploads)
+        _say(crawler.format_summary(document["crawler"]))
     document["machine"]["load_average_after"] = throughput.load_average()
     document["targets"] = report.targets(document)
     return document

@@ -30,7 +30,8 @@ class PipelineStack(Stack):
         self.storage = Storage(self, "Storage", config=cfg)
         bucket, key = self.storage.raw_bucket, self.storage.key
         self.notifications = Notifications(self, "Notifications", config=cfg, key=key)
-        self.catalog = Catalog(self, "Catalog", config=cfg, bucket=bucket, key=key)
+        self.catalog = Catalog(self, "Catalog", config=cfg, bucket=bucket, key=key,
+                               event_queue=self.storage.crawler_events)
         self.warehouse = Warehouse(self, "Warehouse", config=cfg, bucket=bucket, key=key)
         self.etl = EtlJob(
             self,

@@ -3,10 +3,12 @@ and the bucket that receives server access logs."""
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import PipelineConfig
@@ -24,6 +26,12 @@ DELIVERIES_PREFIX = "deliveries/"
 # S3 and EventBridge redeliver within hours (the rule's target gives up after at most 24 h): a
 # marker kept 30 days outlives any redelivery, and the bucket does not collect one per upload.
 DELIVERY_MARKER_EXPIRATION_DAYS = 30
+# The crawler's S3 event queue (docs/aws-notes.md, "Crawler: S3 event mode"): events outlive a
+# crawler outage (14 days, SQS's maximum); one that keeps failing goes to the DLQ.
+CRAWLER_EVENTS_RETENTION_DAYS = 14
+CRAWLER_EVENTS_MAX_RECEIVE_COUNT = 10
+# Longer than a crawl (minutes): a message the crawler received stays hidden until it is done.
+CRAWLER_EVENTS_VISIBILITY_MINUTES = 15
 
 
 _NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -135,6 +143,8 @@ class Storage(Construct):
             ],
         )
 
+        self._crawler_event_queue(stack)
+
         # event_bridge_enabled is applied by CDK's bucket-notifications singleton function.
         notifications_handler = stack.node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
         if notifications_handler is not None:
@@ -144,6 +154,65 @@ class Storage(Construct):
                         "CDK's bucket-notification handler: the managed policy only lets it write its own logs."),
             )
 
+    def _crawler_event_queue(self, stack: Stack) -> None:
+        """S3 event notifications for raw/bookings/ delivered straight to an SQS queue, which the
+        crawler consumes in CRAWL_EVENT_MODE (it reads only the objects the events name). The
+        bucket's EventBridge delivery (the pipeline's trigger) is a separate destination and stays."""
+        self.crawler_events_dlq = sqs.Queue(
+            self,
+            "CrawlerEventsDlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(CRAWLER_EVENTS_RETENTION_DAYS),
+        )
+        # SSE-SQS: S3 can send to it without a key policy (a KMS key would need one for s3).
+        self.crawler_events = sqs.Queue(
+            self,
+            "CrawlerEvents",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(CRAWLER_EVENTS_RETENTION_DAYS),
+            visibility_timeout=Duration.minutes(CRAWLER_EVENTS_VISIBILITY_MINUTES),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.crawler_events_dlq, max_receive_count=CRAWLER_EVENTS_MAX_RECEIVE_COUNT
+            ),
+        )
+        destination = _QueueOfThisAccount(self.crawler_events)
+        prefix = s3.NotificationKeyFilter(prefix=RAW_PREFIX)
+        # Created and removed objects: the event crawler also learns of deletions.
+        self.raw_bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, prefix)
+        self.raw_bucket.add_event_notification(s3.EventType.OBJECT_REMOVED, destination, prefix)
+
     def data_root_uri(self) -> str:
         """`s3://<raw bucket>` (a Fn::Join of the bucket's Ref)."""
         return f"s3://{self.raw_bucket.bucket_name}"
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class _QueueOfThisAccount:
+    """An SQS destination whose queue policy lets only S3 deliver, only for this bucket
+    (aws:SourceArn) and this account (aws:SourceAccount). CDK's SqsDestination conditions on the
+    bucket ARN alone, and grants S3 GetQueueAttributes/GetQueueUrl it does not need."""
+
+    def __init__(self, queue: sqs.Queue) -> None:
+        self.queue = queue
+
+    def bind(self, scope: Construct, bucket: s3.IBucket) -> s3.BucketNotificationDestinationConfig:
+        added = self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="S3EventNotificationsOfTheRawBucket",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": bucket.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": Stack.of(scope).account},
+                },
+            )
+        )
+        # S3 validates the destination (a test event) when the configuration is put: the
+        # policy must exist first.
+        dependencies = [added.policy_dependable] if added.policy_dependable is not None else []
+        return s3.BucketNotificationDestinationConfig(
+            arn=self.queue.queue_arn, type=s3.BucketNotificationDestinationType.QUEUE, dependencies=dependencies
+        )

@@ -521,6 +521,7 @@ class LocalCrawl:
         self._stop_requested_at: float | None = None
         self.status = "SUCCEEDED"  # of the finished crawl: SUCCEEDED | FAILED | CANCELLED
         self.error_message: str | None = None
+        self.result: Any = None  # the local crawler's CrawlResult (what it listed, read, consumed)
         self._lock = threading.Lock()
 
     def work_finished(self, error_message: str | None) -> None:
@@ -636,15 +637,21 @@ def _crawl_in_background(crawler: Any, crawl: LocalCrawl) -> None:
                 "Targets": crawler.targets,
                 "TablePrefix": crawler.table_prefix,
                 "SchemaChangePolicy": crawler.schema_change_policy,
+                "RecrawlPolicy": crawler.recrawl_policy,
             }
         )
         region = crawler.backend.region_name
         s3, glue = _crawler_client(crawler, "s3", region), _crawler_client(crawler, "glue", region)
-        result = local_crawler.run_crawl(definition, s3, glue,
+        # Event mode: the crawler reads its S3 events queue as its role; its first successful
+        # crawl lists the targets, the later ones crawl only what the events name.
+        sqs = _crawler_client(crawler, "sqs", region) if definition.event_mode else None
+        first_crawl = not any(c.status == "SUCCEEDED" and c.state() == "READY" for c in _local_crawls(crawler) if c is not crawl)
+        result = local_crawler.run_crawl(definition, s3, glue, sqs=sqs, first_crawl=first_crawl,
                                          skip_unreadable=True)  # AWS: such a file is UNKNOWN, not a failure
         for reason in result.objects_skipped:
             LOG.warning("crawler %s: skipped %s", crawler.name, reason)
         LOG.info("crawler %s: %s", crawler.name, result)
+        crawl.result = result
         crawl.work_finished(None)
     except local_crawler.CrawlError as error:
         crawl.work_finished(str(error))
@@ -899,7 +906,8 @@ def _json_default(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
-_JSON_SERVICES = frozenset({"glue", "stepfunctions", "events", "kms", "redshift-data", "logs"})
+# sqs: botocore 1.44 speaks the JSON protocol to SQS (AmazonSQS.<Operation>).
+_JSON_SERVICES = frozenset({"glue", "stepfunctions", "events", "kms", "redshift-data", "logs", "sqs"})
 
 
 def check_iam_of_every_call() -> None:

@@ -8,6 +8,17 @@ What it does, as an AWS Glue crawler with the built-in CSV classifier would for 
   header order, lower-cased like the Glue catalog stores them, typed `string`, classification csv,
   OpenCSVSerde, location = the target path.
 
+Recrawl policy (the definition's `RecrawlPolicy`), as the Glue guide describes it
+(docs/aws-notes.md, "Crawler: S3 event mode"):
+- CRAWL_EVERYTHING: every crawl lists each target and reads every object's header;
+- CRAWL_EVENT_MODE (a target with an `EventQueueArn`): the first crawl (none has succeeded yet)
+  lists the target as above; every later one consumes the S3 event notifications waiting in the
+  queue (at most 100,000 a crawl) and reads only the objects they name (a HEAD, then the header),
+  merging their headers into the existing table. No event: nothing is read. (AWS also lists the
+  folder an event names, 1,000 keys a request: see docs/scaling-and-cost.md.)
+  Messages are deleted once the table is written; a failed crawl hands them back (visibility 0)
+  for the next crawl, and the queue's redrive policy moves one that keeps failing to its DLQ.
+
 Differences from AWS (listed in the README): no type inference (every column is `string`), the
 first line is always the header (AWS guesses; an all-string file gets col0..colN there), no
 partitions (sub-folders are folded into the one table), files with different headers are merged
@@ -20,13 +31,20 @@ that into `LastCrawl.Status = FAILED` with the message as `ErrorMessage`.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 HEADER_READ_LIMIT = 1 << 20  # a header line longer than 1 MiB is not a header
+
+CRAWL_EVERYTHING = "CRAWL_EVERYTHING"
+CRAWL_EVENT_MODE = "CRAWL_EVENT_MODE"
+# "The maximum number of messages to consume is 100,000 messages per crawl" (Glue guide).
+MAX_EVENTS_PER_CRAWL = 100_000
 
 OPEN_CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 TEXT_INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
@@ -46,6 +64,7 @@ class CrawlAccessDeniedError(CrawlError):
 class S3Target:
     path: str  # s3://bucket/prefix/
     exclusions: tuple[str, ...] = ()
+    event_queue_arn: str | None = None  # the S3 event notifications' queue (event mode)
 
 
 @dataclass(frozen=True)
@@ -55,12 +74,14 @@ class CrawlerDefinition:
     s3_targets: tuple[S3Target, ...]
     table_prefix: str = ""
     update_behavior: str = "UPDATE_IN_DATABASE"  # or LOG: leave existing tables alone
+    recrawl_behavior: str = CRAWL_EVERYTHING  # or CRAWL_EVENT_MODE
 
     @classmethod
     def from_api(cls, crawler: dict[str, Any]) -> CrawlerDefinition:
         """From the `Crawler` of a GetCrawler response (or the same keys of CreateCrawler)."""
         targets = tuple(
-            S3Target(path=t["Path"], exclusions=tuple(t.get("Exclusions") or ()))
+            S3Target(path=t["Path"], exclusions=tuple(t.get("Exclusions") or ()),
+                     event_queue_arn=t.get("EventQueueArn") or None)
             for t in (crawler.get("Targets") or {}).get("S3Targets") or []
         )
         policy = crawler.get("SchemaChangePolicy") or {}
@@ -70,7 +91,12 @@ class CrawlerDefinition:
             s3_targets=targets,
             table_prefix=crawler.get("TablePrefix") or "",
             update_behavior=policy.get("UpdateBehavior") or "UPDATE_IN_DATABASE",
+            recrawl_behavior=(crawler.get("RecrawlPolicy") or {}).get("RecrawlBehavior") or CRAWL_EVERYTHING,
         )
+
+    @property
+    def event_mode(self) -> bool:
+        return self.recrawl_behavior == CRAWL_EVENT_MODE
 
 
 @dataclass
@@ -89,15 +115,30 @@ class CrawlResult:
     tables_updated: tuple[str, ...]
     tables_unchanged: tuple[str, ...]
     objects_skipped: tuple[str, ...] = ()  # unreadable objects left out (skip_unreadable)
+    mode: str = "list"  # list: the targets were listed | event: only what the S3 events named
+    objects_listed: int = 0  # keys the crawl's S3 listings returned
+    objects_read: int = 0  # objects whose header the crawl read (S3 GetObject)
+    events_consumed: int = 0  # queue messages taken (and deleted) by this crawl
 
 
-def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any, *, skip_unreadable: bool = False) -> CrawlResult:
-    """Crawl every S3 target of the crawler and write its tables. `s3`, `glue`: boto3 clients.
+@dataclass
+class _Counts:
+    listed: int = 0
+    read: int = 0
+
+
+def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any, *, skip_unreadable: bool = False,
+              sqs: Any = None, first_crawl: bool = True) -> CrawlResult:
+    """Crawl every S3 target of the crawler and write its tables. `s3`, `glue` (and `sqs` for a
+    crawler in event mode): boto3 clients.
 
     `skip_unreadable`: an object whose header cannot be read (not UTF-8, not gzip, duplicate
     names) is left out of the table and the crawl goes on, as an AWS crawler classifies such a
     file UNKNOWN rather than failing; the emulator crawls so, or one bad upload under the prefix
     would fail every later crawl (and so every later run). Without it, CrawlError names the object.
+
+    `first_crawl`: no crawl of this crawler has succeeded yet; in event mode that crawl lists the
+    targets (and drops the events already queued: the listing sees their objects).
     """
     if not definition.database:
         raise CrawlError(f"Crawler {definition.name} has no database")
@@ -105,24 +146,48 @@ def run_crawl(definition: CrawlerDefinition, s3: Any, glue: Any, *, skip_unreada
         glue.get_database(Name=definition.database)
     except glue.exceptions.EntityNotFoundException:
         raise CrawlError(f"Database {definition.database} not found") from None
+    queues = _event_queues(definition, sqs)
 
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
     skipped: list[str] = []
-    for target in definition.s3_targets:
-        table = crawl_target(target, definition.table_prefix, s3, skipped if skip_unreadable else None)
-        if table is None:  # nothing to classify: AWS finishes the crawl without a table
-            continue
-        outcome = write_table(glue, definition, table)
-        {"created": created, "updated": updated, "unchanged": unchanged}[outcome].append(table.name)
-    return CrawlResult(tuple(created), tuple(updated), tuple(unchanged), tuple(skipped))
+    counts = _Counts()
+    consumed: list[tuple[EventQueue, list[str]]] = []
+    mode = "event" if queues and not first_crawl else "list"
+    try:
+        for target in definition.s3_targets:
+            queue = queues.get(target.path)
+            if queue is not None and first_crawl:
+                consumed.append((queue, queue.drain()))  # before the listing: it covers their objects
+            if queue is not None and not first_crawl:
+                messages = queue.receive()
+                consumed.append((queue, [m["ReceiptHandle"] for m in messages]))
+                table = crawl_events(target, definition, messages, s3, glue, counts,
+                                     skipped if skip_unreadable else None)
+            else:
+                table = crawl_target(target, definition.table_prefix, s3, skipped if skip_unreadable else None, counts)
+            if table is None:  # nothing to classify: AWS finishes the crawl without a table
+                continue
+            outcome = write_table(glue, definition, table)
+            {"created": created, "updated": updated, "unchanged": unchanged}[outcome].append(table.name)
+    except BaseException:
+        for queue, handles in consumed:  # the next crawl takes them again
+            queue.release(handles)
+        raise
+    events = 0
+    for queue, handles in consumed:
+        queue.delete(handles)
+        events += len(handles)
+    return CrawlResult(tuple(created), tuple(updated), tuple(unchanged), tuple(skipped), mode,
+                       counts.listed, counts.read, events)
 
 
 def crawl_target(target: S3Target, table_prefix: str, s3: Any,
-                 skipped: list[str] | None = None) -> CrawledTable | None:
+                 skipped: list[str] | None = None, counts: _Counts | None = None) -> CrawledTable | None:
     """The table of one target; with a `skipped` list, unreadable objects go there (with the
     reason) instead of raising CrawlError."""
+    counts = counts if counts is not None else _Counts()
     bucket, prefix = parse_s3_path(target.path)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -131,44 +196,204 @@ def crawl_target(target: S3Target, table_prefix: str, s3: Any,
         location=f"s3://{bucket}/{prefix}",
     )
     compressions: set[str] = set()
-    try:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        objects = [obj for page in pages for obj in page.get("Contents", [])]
-    except s3.exceptions.NoSuchBucket:
-        raise CrawlError(f"{target.path}: bucket {bucket} does not exist") from None
-    except Exception as error:
-        if access_denied(error):
-            raise CrawlAccessDeniedError(f"{target.path}: the crawler's role may not list the prefix: {error}") from error
-        raise
-
+    objects = list_objects(target.path, s3, bucket, prefix)
+    counts.listed += len(objects)
     for obj in sorted(objects, key=lambda o: o["Key"]):
-        key = obj["Key"]
-        relative = key[len(prefix):]
-        if not key.lower().endswith(CSV_SUFFIXES) or obj.get("Size", 0) == 0:
-            continue
-        if is_excluded(relative, target.exclusions):
-            continue
-        try:
-            header = read_header(s3, bucket, key)
-            columns = normalise_columns(header, f"s3://{bucket}/{key}") if header else []
-        except CrawlError as error:
-            if skipped is None or isinstance(error, CrawlAccessDeniedError):  # a denial is never a skip
-                raise
-            skipped.append(str(error))
-            continue
-        if not columns:
-            continue
-        for column in columns:
-            if column not in table.columns:
-                table.columns.append(column)
-        compressions.add("gzip" if key.lower().endswith(".gz") else "none")
-        table.object_count += 1
-        table.total_size += int(obj.get("Size", 0))
-
+        _add_object(table, compressions, obj, bucket, prefix, target, s3, skipped, counts)
     if table.object_count == 0:
         return None
     table.compression = "gzip" if compressions == {"gzip"} else "none"
     return table
+
+
+def crawl_events(target: S3Target, definition: CrawlerDefinition, messages: list[dict[str, Any]], s3: Any,
+                 glue: Any, counts: _Counts, skipped: list[str] | None = None) -> CrawledTable | None:
+    """Event mode: the existing table of the target, with the headers of the objects the S3
+    events name merged in ("The crawler will list only the objects from those events instead of
+    listing all objects"); no other object is read. No event: the table stays as it is (None);
+    no table yet: the target is crawled in full."""
+    bucket, prefix = parse_s3_path(target.path)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    created, removed = s3_event_keys(messages, bucket, prefix)
+    if not created and not removed:
+        return None
+    name = table_name_for_path(target.path, definition.table_prefix)
+    try:
+        existing = glue.get_table(DatabaseName=definition.database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        return crawl_target(target, definition.table_prefix, s3, skipped, counts)
+    descriptor = existing.get("StorageDescriptor") or {}
+    parameters = existing.get("Parameters") or {}
+    table = CrawledTable(
+        name=name,
+        location=f"s3://{bucket}/{prefix}",
+        columns=[c["Name"] for c in descriptor.get("Columns", [])],
+        object_count=int(parameters.get("objectCount", 0) or 0),
+        total_size=int(parameters.get("sizeKey", 0) or 0),
+    )
+    compressions = {parameters.get("compressionType") or "none"}
+    for key in sorted(created):
+        found = head_object(target.path, s3, bucket, key)
+        if found is not None:  # an object deleted since its event has nothing to read
+            _add_object(table, compressions, found, bucket, prefix, target, s3, skipped, counts)
+    for key in sorted(removed):
+        if head_object(target.path, s3, bucket, key) is None:
+            table.object_count = max(0, table.object_count - 1)
+    table.compression = "none" if "none" in compressions else "gzip"
+    return table
+
+
+def head_object(path: str, s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object as a listing would show it (Key, Size), or None if it is gone. The local crawler
+    asks S3 about each object an event names rather than listing its folder: the read set is the
+    same, and moto's listing costs ~1.5 ms per key of the bucket (AWS lists 1,000 keys a request)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if access_denied(error):
+            raise CrawlAccessDeniedError(f"{path}: the crawler's role may not read s3://{bucket}/{key}: {error}") from error
+        code = str((getattr(error, "response", None) or {}).get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise CrawlError(f"s3://{bucket}/{key}: cannot read the object ({error})") from error
+    return {"Key": key, "Size": int(head.get("ContentLength", 0))}
+
+
+def s3_event_keys(messages: list[dict[str, Any]], bucket: str, prefix: str) -> tuple[set[str], set[str]]:
+    """(created, removed) object keys under bucket/prefix named by S3 event notification
+    messages (delivered to the queue directly, or through SNS); test events name none."""
+    created: set[str] = set()
+    removed: set[str] = set()
+    for message in messages:
+        try:
+            body = json.loads(message.get("Body") or "{}")
+            if body.get("Type") == "Notification" and "Message" in body:  # S3 -> SNS -> SQS
+                body = json.loads(body["Message"])
+        except (TypeError, ValueError):
+            continue  # not an S3 event: nothing to crawl (the message is consumed all the same)
+        for record in body.get("Records") or []:
+            s3_part = record.get("s3") or {}
+            key = unquote_plus(str((s3_part.get("object") or {}).get("key", "")))  # keys come URL-encoded
+            if (s3_part.get("bucket") or {}).get("name") != bucket or not key.startswith(prefix):
+                continue
+            event = str(record.get("eventName", ""))
+            if event.startswith("ObjectCreated"):
+                created.add(key)
+                removed.discard(key)
+            elif event.startswith("ObjectRemoved"):
+                removed.add(key)
+                created.discard(key)
+    return created, removed
+
+
+def list_objects(path: str, s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [obj for page in pages for obj in page.get("Contents", [])]
+    except s3.exceptions.NoSuchBucket:
+        raise CrawlError(f"{path}: bucket {bucket} does not exist") from None
+    except Exception as error:
+        if access_denied(error):
+            raise CrawlAccessDeniedError(f"{path}: the crawler's role may not list the prefix: {error}") from error
+        raise
+
+
+def _add_object(table: CrawledTable, compressions: set[str], obj: dict[str, Any], bucket: str, prefix: str,
+                target: S3Target, s3: Any, skipped: list[str] | None, counts: _Counts) -> None:
+    """Read one listed object's header into the table (a CSV object not excluded, not empty)."""
+    key = obj["Key"]
+    if not key.lower().endswith(CSV_SUFFIXES) or obj.get("Size", 0) == 0:
+        return
+    if is_excluded(key[len(prefix):], target.exclusions):
+        return
+    counts.read += 1
+    try:
+        header = read_header(s3, bucket, key)
+        columns = normalise_columns(header, f"s3://{bucket}/{key}") if header else []
+    except CrawlError as error:
+        if skipped is None or isinstance(error, CrawlAccessDeniedError):  # a denial is never a skip
+            raise
+        skipped.append(str(error))
+        return
+    if not columns:
+        return
+    for column in columns:
+        if column not in table.columns:
+            table.columns.append(column)
+    compressions.add("gzip" if key.lower().endswith(".gz") else "none")
+    table.object_count += 1
+    table.total_size += int(obj.get("Size", 0))
+
+
+class EventQueue:
+    """The SQS queue of a target's S3 events, as the crawler's role reaches it."""
+
+    def __init__(self, arn: str, sqs: Any) -> None:
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise CrawlError(f"{arn}: not an SQS queue ARN (EventQueueArn)")
+        self.arn, self.sqs = arn, sqs
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            account, name = self.arn.split(":")[4:6]
+            self._url = self._call("read", self.sqs.get_queue_url, QueueName=name,
+                                   QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return self._url
+
+    def receive(self, limit: int = MAX_EVENTS_PER_CRAWL) -> list[dict[str, Any]]:
+        """The messages waiting now (at most `limit`), hidden from others until deleted or released."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < limit:
+            batch = self._call("read", self.sqs.receive_message, QueueUrl=self.url,
+                               MaxNumberOfMessages=min(10, limit - len(messages)), WaitTimeSeconds=0).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+        return messages
+
+    def drain(self) -> list[str]:
+        return [m["ReceiptHandle"] for m in self.receive()]
+
+    def delete(self, handles: list[str]) -> None:
+        for start in range(0, len(handles), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start:start + 10])]
+            self._call("delete", self.sqs.delete_message_batch, QueueUrl=self.url, Entries=entries)
+
+    def release(self, handles: list[str]) -> None:
+        try:
+            for start in range(0, len(handles), 10):
+                entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                           for i, h in enumerate(handles[start:start + 10])]
+                self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+        except Exception:  # best effort: they come back after the queue's visibility timeout anyway
+            pass
+
+    def _call(self, what: str, operation: Any, **params: Any) -> Any:
+        try:
+            return operation(**params)
+        except Exception as error:
+            if access_denied(error):
+                raise CrawlAccessDeniedError(
+                    f"{self.arn}: the crawler's role may not {what} the S3 events queue: {error}") from error
+            raise CrawlError(f"{self.arn}: cannot {what} the S3 events queue ({error})") from error
+
+
+def _event_queues(definition: CrawlerDefinition, sqs: Any) -> dict[str, EventQueue]:
+    """Target path -> its event queue, for a crawler in event mode."""
+    if not definition.event_mode:
+        return {}
+    targets = [t for t in definition.s3_targets if t.event_queue_arn]
+    if not targets:
+        raise CrawlError(f"Crawler {definition.name}: CRAWL_EVENT_MODE needs an S3 target with an EventQueueArn")
+    if len(definition.s3_targets) != 1:  # "Only single target is supported" (Glue guide)
+        raise CrawlError(f"Crawler {definition.name}: CRAWL_EVENT_MODE supports a single target")
+    if sqs is None:
+        raise CrawlError(f"Crawler {definition.name}: event mode without an SQS client")
+    return {t.path: EventQueue(str(t.event_queue_arn), sqs) for t in targets}
 
 
 # What S3 answers a caller its policies refuse (and the authentication failures of its key).

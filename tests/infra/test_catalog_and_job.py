@@ -6,7 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from tests.infra.template_helpers import as_list, only, policy_statements, render
+from tests.infra.template_helpers import as_list, only, policy_statements, render, resources_of
 
 
 def test_database_and_crawler_over_raw_bookings(template_json):
@@ -20,6 +20,70 @@ def test_database_and_crawler_over_raw_bookings(template_json):
     sec_id, _ = only(template_json, "AWS::Glue::SecurityConfiguration")
     assert crawler["CrawlerSecurityConfiguration"] == {"Ref": sec_id}
     assert json.loads(crawler["Configuration"])["Grouping"]["TableGroupingPolicy"] == "CombineCompatibleSchemas"
+
+
+def _crawler_queue(template_json):
+    """The crawler's S3 events queue: the one its S3 target names."""
+    _, crawler = only(template_json, "AWS::Glue::Crawler")
+    (target,) = crawler["Targets"]["S3Targets"]
+    queue_id = target["EventQueueArn"]["Fn::GetAtt"][0]
+    return queue_id, template_json["Resources"][queue_id]["Properties"]
+
+
+def test_crawler_recrawls_in_s3_event_mode_from_its_queue(template_json):
+    _, crawler = only(template_json, "AWS::Glue::Crawler")
+    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVENT_MODE"}
+    (target,) = crawler["Targets"]["S3Targets"]  # event mode supports a single target
+    queue_id, queue = _crawler_queue(template_json)
+    assert target["EventQueueArn"] == {"Fn::GetAtt": [queue_id, "Arn"]} and "DlqEventQueueArn" not in target
+    # SSE-SQS (S3 may send without a key policy), 14 days, hidden longer than a crawl, a DLQ.
+    assert queue["SqsManagedSseEnabled"] is True and "KmsMasterKeyId" not in queue
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600 and queue["VisibilityTimeout"] == 900
+    dlq_id = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 10 and dlq_id != queue_id
+    assert template_json["Resources"][dlq_id]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_only_s3_of_this_bucket_and_account_may_send_to_the_crawler_queue(template_json):
+    queue_id, _ = _crawler_queue(template_json)
+    [policy] = [p["Properties"] for p in resources_of(template_json, "AWS::SQS::QueuePolicy").values()
+                if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
+    statements = policy["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and deny["Action"] == "sqs:*"
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    assert render(allow["Resource"]) == f"<{queue_id}.Arn>"
+    assert render(allow["Condition"]["ArnEquals"]["aws:SourceArn"]).startswith("<StorageRawBucket")
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_raw_bucket_sends_raw_bookings_events_to_the_queue_and_all_events_to_eventbridge(template_json):
+    queue_id, _ = _crawler_queue(template_json)
+    _, notifications = only(template_json, "Custom::S3BucketNotifications")
+    assert render(notifications["BucketName"]).startswith("<StorageRawBucket")
+    configuration = notifications["NotificationConfiguration"]
+    assert configuration["EventBridgeConfiguration"] == {}  # the pipeline's trigger stays
+    queues = configuration["QueueConfigurations"]
+    assert sorted(e for q in queues for e in q["Events"]) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    for queue in queues:
+        assert queue["QueueArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        assert queue["Filter"] == {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/bookings/"}]}}
+
+
+def test_crawler_role_consumes_its_queue_and_nothing_else_of_sqs(template_json):
+    from stacks.catalog import CRAWLER_QUEUE_ACTIONS
+
+    queue_id, _ = _crawler_queue(template_json)
+    _, crawler = only(template_json, "AWS::Glue::Crawler")
+    statements = policy_statements(template_json, crawler["Role"]["Fn::GetAtt"][0])
+    sqs = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    [grant] = sqs
+    assert grant["Sid"] == "ConsumeS3EventsQueue"
+    assert sorted(as_list(grant["Action"])) == sorted(CRAWLER_QUEUE_ACTIONS)
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"} <= set(CRAWLER_QUEUE_ACTIONS)
+    assert "sqs:SendMessage" not in CRAWLER_QUEUE_ACTIONS
+    assert grant["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
 
 
 def test_security_configuration_encrypts_logs_bookmarks_and_s3(template_json):

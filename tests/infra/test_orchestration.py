@@ -289,7 +289,9 @@ def test_rule_matches_csv_uploads_under_raw_bookings_and_targets_the_state_machi
 
 def test_s3_sends_events_to_eventbridge(template_json):
     _, notification = only(template_json, "Custom::S3BucketNotifications")
-    assert notification["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+    # Beside EventBridge, the crawler's SQS queue (tests/infra/test_catalog_and_job.py).
+    assert set(notification["NotificationConfiguration"]) == {"EventBridgeConfiguration", "QueueConfigurations"}
+    assert notification["NotificationConfiguration"]["EventBridgeConfiguration"] == {}
 
 
 def test_alarms_on_failed_timed_out_and_throttled_executions_notify_the_topic(template_json):

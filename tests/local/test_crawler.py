@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import uuid
+from urllib.parse import unquote_plus
 
 import pytest
 
 from airline_local.glue.crawler import (
+    CRAWL_EVENT_MODE,
     OPEN_CSV_SERDE,
     CrawlError,
     CrawlerDefinition,
@@ -134,3 +137,105 @@ def test_table_names_and_globs():
     assert is_excluded("x.tmp", ["*.{tmp,bak}"])
     assert not is_excluded("sub/x.tmp", ["*.tmp"])  # * stays within a folder
     assert glob_to_regex("a?[!b]") == "a[^/][^b]"
+
+
+# --- recrawl policy: CRAWL_EVENT_MODE (S3 event notifications -> SQS -> the crawler) -----------
+
+
+@pytest.fixture()
+def event_store(store, emulator):
+    """`store` with the bucket's raw/bookings/ events delivered to an SQS queue, as the stack
+    configures the raw bucket (S3 sends a test event when the configuration is put)."""
+    s3, glue, bucket, database = store
+    sqs = emulator.client("sqs")
+    url = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "EventBridgeConfiguration": {},
+        "QueueConfigurations": [
+            {"QueueArn": arn, "Events": [event],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/bookings/"}]}}}
+            for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+        ],
+    })
+    event_definition = CrawlerDefinition(
+        name="bookings-crawler", database=database, recrawl_behavior=CRAWL_EVENT_MODE,
+        s3_targets=(S3Target(f"s3://{bucket}/raw/bookings/", event_queue_arn=arn),),
+    )
+    return s3, glue, sqs, url, bucket, database, event_definition
+
+
+def waiting(sqs, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_the_moto_server_delivers_s3_events_to_the_queue_beside_eventbridge(event_store):
+    s3, _, sqs, url, bucket, _, _ = event_store
+    s3.put_object(Bucket=bucket, Key="raw/bookings/a b.csv", Body=b"id\n1\n")
+    s3.put_object(Bucket=bucket, Key="raw/backfill/x.csv", Body=b"id\n1\n")  # outside the prefix
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert [b["Event"] for b in bodies if "Event" in b] == ["s3:TestEvent"]
+    (record,) = [r for b in bodies for r in b.get("Records", [])]
+    # URL-encoded as in AWS ("a b" -> "a+b"); moto also encodes "/" (%2F), which AWS leaves:
+    # the crawler decodes either.
+    assert record["eventName"].startswith("ObjectCreated")
+    assert unquote_plus(record["s3"]["object"]["key"]) == "raw/bookings/a b.csv"
+
+
+def test_event_mode_lists_on_the_first_crawl_then_reads_only_the_new_object(event_store):
+    s3, glue, sqs, url, bucket, database, event_definition = event_store
+    for index in range(5):
+        s3.put_object(Bucket=bucket, Key=f"raw/bookings/old_{index}.csv", Body=b"id,route\n1,AB\n")
+    first = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=True)
+    assert (first.mode, first.objects_read, first.tables_created) == ("list", 5, ("bookings",))
+    assert first.events_consumed == 6 and waiting(sqs, url) == 0  # the test event and 5 uploads
+
+    s3.put_object(Bucket=bucket, Key="raw/bookings/new file.csv", Body=b"id,route,fare\n1,AB,3\n")
+    second = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=False)
+    # One object read, the new one: the history is neither listed nor read again.
+    assert (second.mode, second.objects_read, second.events_consumed, second.objects_listed) == ("event", 1, 1, 0)
+    assert second.tables_updated == ("bookings",) and waiting(sqs, url) == 0
+    assert columns(glue, database, "bookings") == ["id", "route", "fare"]
+    parameters = glue.get_table(DatabaseName=database, Name="bookings")["Table"]["Parameters"]
+    assert parameters["objectCount"] == "6"
+
+    idle = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=False)
+    assert (idle.objects_read, idle.objects_listed, idle.events_consumed) == (0, 0, 0)
+
+    s3.delete_object(Bucket=bucket, Key="raw/bookings/old_0.csv")
+    removed = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=False)
+    assert (removed.objects_read, removed.events_consumed, removed.tables_unchanged) == (0, 1, ("bookings",))
+
+
+def test_a_failed_event_crawl_hands_its_events_back_to_the_next_crawl(event_store):
+    s3, glue, sqs, url, bucket, database, event_definition = event_store
+    s3.put_object(Bucket=bucket, Key="raw/bookings/a.csv", Body=b"id\n1\n")
+    run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=True)
+    s3.put_object(Bucket=bucket, Key="raw/bookings/b.csv", Body=b"id,extra\n1,2\n")
+
+    class CatalogDown:
+        exceptions = glue.exceptions
+
+        def __getattr__(self, name):
+            return getattr(glue, name)
+
+        def update_table(self, **_kwargs):
+            raise RuntimeError("catalog unavailable")
+
+    with pytest.raises(RuntimeError, match="catalog unavailable"):
+        run_crawl(event_definition, s3, CatalogDown(), sqs=sqs, first_crawl=False)
+    assert waiting(sqs, url) == 1  # visible again at once, not after the visibility timeout
+    retried = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=False)
+    assert (retried.objects_read, retried.tables_updated) == (1, ("bookings",))
+    assert columns(glue, database, "bookings") == ["id", "extra"]
+
+
+def test_event_mode_needs_one_target_with_a_queue(store):
+    s3, glue, bucket, database = store
+    no_queue = definition(bucket, database, recrawl_behavior=CRAWL_EVENT_MODE)
+    with pytest.raises(CrawlError, match="needs an S3 target with an EventQueueArn"):
+        run_crawl(no_queue, s3, glue, sqs=object())
+    api = CrawlerDefinition.from_api({"Name": "c", "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_EVENT_MODE"},
+                                      "Targets": {"S3Targets": [{"Path": "s3://b/p/", "EventQueueArn": "arn:aws:sqs:r:1:q"}]}})
+    assert api.event_mode and api.s3_targets[0].event_queue_arn == "arn:aws:sqs:r:1:q"

@@ -132,7 +132,7 @@ def test_store_holds_roles_policies_resource_policies_and_keys(stack):
     # Resource policies by ARN: the bucket's (also for its objects), the topic's, the queue's, the keys'.
     assert store.resource_policy(stack.object("staging/a.parquet")) is store.resource_policy(stack.bucket_arn) is not None
     assert store.resource_policy(stack.topic_arn) is not None
-    (queue,) = t.resources_of_type("AWS::SQS::Queue")
+    (queue,) = [q for q in t.resources_of_type("AWS::SQS::Queue") if "Orchestration" in q]  # the rule's DLQ
     assert store.resource_policy(t.get_att(queue, "Arn")) is not None
     assert store.resource_policy(stack.key_arn) is store.key(stack.key_arn).policy
     # Everything is resolved: no CloudFormation intrinsic is left in any policy.
@@ -149,7 +149,7 @@ def test_encryption_bindings_come_from_the_template(stack):
     assert store.encryption_of(stack.topic_arn).key_arn == bucket.key_arn
     log_group = store.encryption_of(stack.state_machine_log_group)  # the Arn attribute ends in ":*"
     assert log_group.kind == "logs" and not log_group.resource_arn.endswith(":*")
-    (queue,) = stack.template.resources_of_type("AWS::SQS::Queue")
+    (queue,) = [q for q in stack.template.resources_of_type("AWS::SQS::Queue") if "Orchestration" in q]
     assert store.encryption_of(stack.template.get_att(queue, "Arn")) is None  # SQS-managed SSE: no KMS key
 
 
@@ -385,7 +385,8 @@ def test_an_unknown_aws_managed_policy_is_an_error_naming_it(body):
 
 def test_a_kms_encrypted_queue_needs_its_key_for_send_message(stack, body):
     changed = copy.deepcopy(body)
-    (queue_lid,) = Template(changed).resources_of_type("AWS::SQS::Queue")
+    # The rule's DLQ (the crawler's S3 events queue and its DLQ are the template's other queues).
+    (queue_lid,) = [q for q in Template(changed).resources_of_type("AWS::SQS::Queue") if "Orchestration" in q]
     properties = changed["Resources"][queue_lid]["Properties"]
     properties.pop("SqsManagedSseEnabled", None)
     properties["KmsMasterKeyId"] = "alias/aws/sqs"  # the AWS managed key

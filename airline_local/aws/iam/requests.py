@@ -185,6 +185,23 @@ def _redshift_data_owned(action: str) -> Mapper:
     return mapper
 
 
+def _sqs_queue(call: Call, arns: _Arns) -> str:
+    """The queue's ARN from QueueUrl (…/ACCOUNT/NAME), or from QueueName (+ QueueOwnerAWSAccountId)."""
+    url = call.params.get("QueueUrl")
+    if url:
+        parts = str(url).rstrip("/").rsplit("/", 2)
+        if len(parts) < 3:
+            raise UnmappedRequestError(f"sqs:{call.operation}: QueueUrl {url!r} names no account and queue")
+        account, name = parts[1], parts[2]
+    else:
+        name, account = _p(call, "QueueName"), str(call.params.get("QueueOwnerAWSAccountId") or call.account)
+    return f"arn:aws:sqs:{call.region}:{account}:{name}"
+
+
+def _sqs(action: str) -> Mapper:
+    return lambda call, arns: [_ask(action, _sqs_queue(call, arns))]
+
+
 def _assume_role(call: Call, arns: _Arns) -> list[Ask]:
     return [_ask("sts:AssumeRole", _p(call, "RoleArn"))]
 
@@ -243,6 +260,19 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("redshift-data", "DescribeStatement"): _redshift_data_owned("redshift-data:DescribeStatement"),
     ("redshift-data", "GetStatementResult"): _redshift_data_owned("redshift-data:GetStatementResult"),
     ("redshift-data", "CancelStatement"): _redshift_data_owned("redshift-data:CancelStatement"),
+    # SQS: the crawler's S3 event queue (consumed in event mode) and the deploy's queues. The
+    # batch operations are authorized as their single-message actions (SQS API permissions
+    # reference: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html).
+    ("sqs", "GetQueueUrl"): _sqs("sqs:GetQueueUrl"),
+    ("sqs", "ReceiveMessage"): _sqs("sqs:ReceiveMessage"),
+    ("sqs", "DeleteMessage"): _sqs("sqs:DeleteMessage"),
+    ("sqs", "DeleteMessageBatch"): _sqs("sqs:DeleteMessage"),
+    ("sqs", "ChangeMessageVisibility"): _sqs("sqs:ChangeMessageVisibility"),
+    ("sqs", "ChangeMessageVisibilityBatch"): _sqs("sqs:ChangeMessageVisibility"),
+    ("sqs", "GetQueueAttributes"): _sqs("sqs:GetQueueAttributes"),
+    ("sqs", "SetQueueAttributes"): _sqs("sqs:SetQueueAttributes"),
+    ("sqs", "PurgeQueue"): _sqs("sqs:PurgeQueue"),
+    ("sqs", "CreateQueue"): _sqs("sqs:CreateQueue"),
     # STS (GetCallerIdentity needs no permission: any valid credentials may call it)
     ("sts", "AssumeRole"): _assume_role,
     ("sts", "GetCallerIdentity"): lambda c, a: [],
