@@ -129,7 +129,8 @@ def summarize(crawls: list[dict[str, Any]], everything: dict[str, Any]) -> dict[
         "flat": ratio is not None and ratio <= FLAT_RATIO,
         "max_objects_read_per_event_crawl": max((c["objects_read"] for c in event_crawls), default=0),
         "crawl_everything_at_last_upload": everything,
-        "crawls": crawls,
+        # Every 10th crawl and the last (the medians above use them all).
+        "crawls_sampled": crawls[::10] + ([crawls[-1]] if (len(crawls) - 1) % 10 else []),
     }
 
 
