@@ -171,8 +171,9 @@ def run_per_upload_way(pipeline: LocalPipeline, files: list[Path], workers: int)
 
 
 def _way(count: int, seconds: float, succeeded: int) -> dict[str, Any]:
+    # Both rates: a file that failed (e.g. refused a job run too often) took no job time.
     return {"seconds": round(seconds, 1), "files_per_minute": round(60 * count / seconds, 1),
-            "files_succeeded": succeeded}
+            "files_succeeded": succeeded, "succeeded_files_per_minute": round(60 * succeeded / seconds, 1)}
 
 
 def use_stand_in_job(pipeline: LocalPipeline, seconds: float) -> None:
@@ -193,6 +194,8 @@ def _timed(way: Any, pipeline: LocalPipeline, files: list[Path], workers: int) -
     cpu = time.process_time()  # every thread of this process: the emulator and the local runtime
     result = way(pipeline, files, workers)
     result["emulator_cpu_seconds"] = round(time.process_time() - cpu, 1)
+    # A long run's first half is not lost if the second is stopped.
+    print(f"[bench.backfill] {way.__name__}: {json.dumps(result)}", file=sys.stderr, flush=True)
     return result
 
 
