@@ -172,6 +172,10 @@ def configure(spark: SparkSession) -> None:
     # 8-byte form a Redshift DECIMAL(12,2) reads; the legacy format would write a 6-byte
     # FIXED_LEN_BYTE_ARRAY. Timestamps are staged as TIMESTAMP_NTZ (bookings_io.write_parquet).
     spark.conf.set("spark.sql.parquet.writeLegacyFormat", "false")
+    # Constraint propagation enumerates the constraints of every alias of the validation's many
+    # checks: planning validate -> dedupe -> enrich uncached took 213 s instead of 2 s (measured).
+    # It only infers IsNotNull filters for the enrich joins, which cost nothing to skip here.
+    spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
     # No _SUCCESS marker: COPY loads every object under the staging prefix.
     spark.sparkContext._jsc.hadoopConfiguration().set(
         "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
