@@ -38,6 +38,7 @@ class Observability(Construct):
         config: PipelineConfig,
         state_machines: Mapping[str, sfn.IStateMachine],
         dead_letter_queue: sqs.IQueue,
+        crawler_events_dead_letter_queue: sqs.IQueue,
         job_name: str,
         topic: sns.ITopic,
         alarms: Mapping[str, cloudwatch.IAlarm] = {},
@@ -60,7 +61,23 @@ class Observability(Construct):
             ),
         )
         self.reject_ratio_alarm.add_alarm_action(cw_actions.SnsAction(topic))
-        every_alarm = {**alarms, "RejectRatio": self.reject_ratio_alarm}
+        # An S3 event the crawler could not consume after its retries: the catalog may miss that
+        # object's header until the next full crawl (stacks/storage.py, CRAWL_EVENT_MODE).
+        self.crawler_dead_letters_alarm = cloudwatch.Alarm(
+            self,
+            "CrawlerEventDeadLettersAlarm",
+            metric=crawler_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Airline booking ingestion: S3 events the crawler did not consume reached its "
+                              "dead-letter queue (their objects' headers may be missing from the catalog)",
+        )
+        self.crawler_dead_letters_alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        every_alarm = {**alarms, "RejectRatio": self.reject_ratio_alarm,
+                       "CrawlerEventDeadLetters": self.crawler_dead_letters_alarm}
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -113,9 +130,11 @@ class Observability(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Dead-letter queue depth (events that never started an execution)",
+                title="Dead-letter queues (events that never started an execution / never reached the crawler)",
                 left=[dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=PERIOD, statistic="Maximum", label="messages")],
+                    period=PERIOD, statistic="Maximum", label="executions"),
+                      crawler_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum", label="crawler events")],
                 width=8,
             ),
             cloudwatch.AlarmStatusWidget(

@@ -78,6 +78,7 @@ class PipelineStack(Stack):
             state_machines={"Per-file ingestion": self.orchestration.state_machine,
                             "Backfill": self.backfill.state_machine},
             dead_letter_queue=self.orchestration.dead_letter_queue,
+            crawler_events_dead_letter_queue=self.storage.crawler_events_dlq,
             job_name=self.etl.job.job_name,
             topic=self.notifications.topic,
             alarms=self.orchestration.alarms,

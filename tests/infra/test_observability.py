@@ -77,9 +77,11 @@ def test_rows_by_outcome_reject_ratio_dlq_and_job_duration_widgets(dashboard, te
     assert {(r[1], r[-1]["id"]) for r in ratio[1:]} == {("RowsQuarantined", "quarantined"), ("RowsRead", "read")}
 
     dlq_id = next(k for k in resources_of(template_json, "AWS::SQS::Queue") if "DeadLetter" in k)
-    [(name, dims, options)] = _read(dashboard, "AWS/SQS")
-    assert name == "ApproximateNumberOfMessagesVisible" and options["stat"] == "Maximum"
-    assert dims["QueueName"] == f"<{dlq_id}.QueueName>"
+    crawler_dlq_id = next(k for k in resources_of(template_json, "AWS::SQS::Queue") if "CrawlerEventsDlq" in k)
+    queues = _read(dashboard, "AWS/SQS")
+    assert {(name, options["stat"]) for name, _, options in queues} == {("ApproximateNumberOfMessagesVisible", "Maximum")}
+    assert sorted(dims["QueueName"] for _, dims, _ in queues) == sorted(
+        [f"<{dlq_id}.QueueName>", f"<{crawler_dlq_id}.QueueName>"])
 
     duration = _widget(dashboard, "Glue job duration (seconds)")["metrics"]
     assert {(r[1], r[-1]["stat"]) for r in duration} == {("RunSeconds", "p50"), ("RunSeconds", "p90"),
@@ -105,13 +107,18 @@ def test_reject_ratio_alarm_is_half_the_max_ratio_over_a_day(template_json):
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_dead_letter_queue_not_empty_alarm_is_kept(template_json):
-    dlq_id = next(k for k in resources_of(template_json, "AWS::SQS::Queue") if "DeadLetter" in k)
+def test_each_dead_letter_queue_has_a_not_empty_alarm_that_mails(template_json):
+    """The rule target's DLQ (events that never started an execution) and the crawler's event DLQ
+    (S3 events the crawler never consumed)."""
+    queue_ids = [k for k in resources_of(template_json, "AWS::SQS::Queue") if "DeadLetter" in k or "Dlq" in k]
+    assert len(queue_ids) == 2
     dlq_alarms = [a["Properties"] for a in resources_of(template_json, "AWS::CloudWatch::Alarm").values()
                   if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
-    [alarm] = dlq_alarms
-    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
-    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert sorted(a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in dlq_alarms) == sorted(queue_ids)
+    topic_id, _ = only(template_json, "AWS::SNS::Topic")
+    for alarm in dlq_alarms:
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
 def test_a_metric_the_job_does_not_emit_cannot_be_put_on_the_dashboard():
@@ -126,7 +133,7 @@ def test_a_metric_the_job_does_not_emit_cannot_be_put_on_the_dashboard():
     stack = Stack(App(), "S")
     observability = Observability(
         stack, "O", config=PipelineConfig(), job_name="j", topic=sns.Topic(stack, "T"),
-        dead_letter_queue=sqs.Queue(stack, "Q"),
+        dead_letter_queue=sqs.Queue(stack, "Q"), crawler_events_dead_letter_queue=sqs.Queue(stack, "CQ"),
         state_machines={"m": sfn.StateMachine(stack, "M", definition_body=sfn.DefinitionBody.from_chainable(
             sfn.Pass(stack, "P")))},
     )
