@@ -184,6 +184,39 @@ def test_start_job_run_sync_fails_the_task_with_the_job_run_as_cause(emulator, t
     assert cause["ErrorMessage"] == f"BookingFileError: s3://{bucket}/raw/bookings/bad.csv: the file asks to fail"
 
 
+def test_start_job_run_sync_asks_again_when_the_run_ends_not_every_half_second(emulator, trivial_job, monkeypatch):
+    """A 2 s run: moto polled GetJobRun every 0.5 s (5+ signed calls); the patch waits for the
+    local run to end, then asks once more."""
+    from moto.glue.models import FakeJobRun
+
+    bucket, job = trivial_job
+    asked = []
+    as_dict = FakeJobRun.as_dict
+    monkeypatch.setattr(FakeJobRun, "as_dict", lambda self: asked.append(self.job_run_id) or as_dict(self))
+    emulator.client("s3").put_object(Bucket=bucket, Key="raw/bookings/slow.csv", Body=b"id\nSLEEP\n")
+    result = run_to_end(emulator, state_machine(emulator, sync_job_definition(job)),
+                        {"source": f"s3://{bucket}/raw/bookings/slow.csv"})
+    assert result["status"] == "SUCCEEDED", result
+    output = json.loads(result["output"])
+    assert (output["CompletedOn"] - output["StartedOn"]) >= 2000  # it did run for 2 s
+    assert 2 <= asked.count(output["Id"]) <= 3, asked
+
+
+def test_a_waiter_wakes_when_a_run_ends_and_times_out_otherwise():
+    import threading
+    import time
+
+    ended = moto_patches._EndedRuns()
+    started = time.monotonic()
+    ended.wait_past(ended.count, timeout=0.2)
+    assert time.monotonic() - started >= 0.2
+    seen = ended.count
+    threading.Timer(0.1, ended.one_more).start()
+    started = time.monotonic()
+    ended.wait_past(seen, timeout=10)
+    assert time.monotonic() - started < 5 and ended.count == seen + 1
+
+
 def test_stopped_job_runs_count_as_failures():
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_glue
 
