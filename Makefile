@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements.lock
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot diagrams
+.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot diagrams iam-calls
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -26,6 +26,10 @@ soak: install
 ## synth: synthesize the CDK app with the project's own CDK CLI
 synth: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+
+## iam-calls: docs/iam-calls.md, the calls of a sample run by principal with the statements that allowed them
+iam-calls: install
+	$(PY) -m airline_local.aws.iam.calls_report docs/iam-calls.md
 
 ## bench: the benchmark (README "Performance"): throughput against PostgreSQL COPY, latency, scaling
 bench: install

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from airline_local.aws.iam.calls_report import render, report_of
 from airline_local.local_stack import CloudAssembly
 from e2e_helpers import read_rows, scalar, write_rows
 
@@ -50,6 +51,20 @@ def test_sample_file_is_loaded_and_reported(pipeline):
     sessions = {identity.arn.rsplit("/", 1)[-1] for identity in pipeline.iam.registry.identities()}
     assert {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"} <= sessions
     assert not [entry for entry in pipeline.iam.log if entry[3] == "denied"]
+    # docs/iam-calls.md from the same decisions: each actor's calls, each cited to a template statement.
+    calls = {c.session: c for c in report_of(pipeline)}
+    assert {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"} <= set(calls)
+    roles = set(pipeline.template.resources_of_type("AWS::IAM::Role"))
+    assert {c.role for c in calls.values()} <= roles
+    actions = {session: {row.action for row in c.rows.values()} for session, c in calls.items()}
+    assert {"states:StartExecution"} == actions["EventBridgeTarget"]
+    assert {"glue:StartCrawler", "glue:GetCrawler", "glue:StartJobRun", "sns:Publish"} <= actions["StepFunctionsExecution"]
+    assert {"s3:GetObject", "s3:PutObject", "redshift-data:BatchExecuteStatement"} <= actions["GlueJobRunnerSession"]
+    for principal in calls.values():
+        for row in principal.rows.values():
+            assert row.allowed_by and all(" policy " in cited for cited in row.allowed_by), row
+            assert result.execution_name not in row.resource and pipeline.stack.raw_bucket not in row.resource, row
+    assert render(list(calls.values()), "test").count("\n## `") == len(calls)
 
 
 def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):
