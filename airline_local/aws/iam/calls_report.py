@@ -71,9 +71,10 @@ def collect(decisions: Iterable[tuple[Any, Any, Authorization]], names: Mapping[
     return [grouped[key] for key in sorted(grouped)]
 
 
-def physical_names(template: Any) -> dict[str, str]:
-    """Physical name -> logical id of every template resource that has a name locally."""
-    names = {}
+def physical_names(template: Any, account: str, region: str) -> dict[str, str]:
+    """Physical name -> logical id of every template resource that has a name locally, and the
+    emulator's account and region -> AWS::AccountId / AWS::Region (the table holds for any)."""
+    names = {account: "AWS::AccountId", region: "AWS::Region"}
     for logical_id in template.resources:
         try:
             physical = template.name_of(logical_id)
@@ -109,7 +110,11 @@ def render(calls: list[PrincipalCalls], source: str) -> str:
 def report_of(pipeline: Any) -> list[PrincipalCalls]:
     """The calls of a running LocalPipeline (iam_check=True) so far."""
     memo = dict(pipeline.iam._memo)  # (principal, ask) -> Authorization, every distinct decision
-    return collect(((p, a, auth) for (p, a), auth in memo.items()), physical_names(pipeline.template))
+    from airline_local.aws.cfn import ACCOUNT_ID
+    from airline_local.local_stack import LOCAL_REGION
+
+    names = physical_names(pipeline.template, ACCOUNT_ID, LOCAL_REGION)
+    return collect(((p, a, auth) for (p, a), auth in memo.items()), names)
 
 
 def main(argv: list[str]) -> int:
