@@ -34,7 +34,7 @@ from airline_local.pipeline import (  # noqa: E402
     LocalPipeline,
     temporary_state_dir,
 )
-from bench import copy_path, crawler, datasets, latency, report, stage, throughput  # noqa: E402
+from bench import copy_path, crawler, datasets, iam_overhead, latency, report, stage, throughput  # noqa: E402
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="runs of the emulated vs plain COPY comparison (best kept); 0 skips it")
     parser.add_argument("--crawler-uploads", type=int, default=crawler.DEFAULT_UPLOADS,
                         help="uploads of the per-upload crawl comparison, 1st vs last (bench.crawler); 0 skips it")
+    parser.add_argument("--iam-overhead-runs", type=int, default=3,
+                        help="measured runs per mode of the IAM check on/off latency (bench.iam_overhead); 0 skips it")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.sizes or min(args.sizes) <= 0:
@@ -173,6 +175,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.crawler_uploads > 0:  # issue 14: the crawl after the 1st upload vs after the last
         document["crawler"] = crawler.run(args.crawler_uploads)
         _say(crawler.format_summary(document["crawler"]))
+    if args.iam_overhead_runs > 0:  # issue 12: latency with the IAM check on vs off
+        document["iam_overhead"] = iam_overhead.measure(args.latency_rows, args.iam_overhead_runs, rounds=2)
+        _say(iam_overhead.format_summary(document["iam_overhead"]))
     document["machine"]["load_average_after"] = throughput.load_average()
     document["targets"] = report.targets(document)
     return document
