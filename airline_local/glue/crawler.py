@@ -252,12 +252,25 @@ def head_object(path: str, s3: Any, bucket: str, key: str) -> dict[str, Any] | N
         head = s3.head_object(Bucket=bucket, Key=key)
     except Exception as error:
         if access_denied(error):
-            raise CrawlAccessDeniedError(f"{path}: the crawler's role may not read s3://{bucket}/{key}: {error}") from error
+            raise CrawlAccessDeniedError(
+                f"{path}: the crawler's role may not read s3://{bucket}/{key}: {_denial_text(s3, bucket, key, error)}"
+            ) from error
         code = str((getattr(error, "response", None) or {}).get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchKey", "NotFound"):
             return None
         raise CrawlError(f"s3://{bucket}/{key}: cannot read the object ({error})") from error
     return {"Key": key, "Size": int(head.get("ContentLength", 0))}
+
+
+def _denial_text(s3: Any, bucket: str, key: str, head_error: BaseException) -> BaseException:
+    """A HEAD 403 has no body, so no message; a one-byte GET of the same object is refused with
+    the denial's text (who, which action, which resource), which the crawl's error then names."""
+    try:
+        s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    except Exception as error:
+        if access_denied(error):
+            return error
+    return head_error
 
 
 def s3_event_keys(messages: list[dict[str, Any]], bucket: str, prefix: str) -> tuple[set[str], set[str]]:
