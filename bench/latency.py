@@ -17,6 +17,8 @@ moment the email file was written:
 
 from __future__ import annotations
 
+import email
+import email.policy
 import statistics
 import threading
 import time
@@ -46,7 +48,9 @@ class EmailClock:
             sent = list(self.sent)
         for moment, path in sent:
             try:
-                if execution_name in path.read_text(errors="replace"):
+                # The body is quoted-printable: soft line breaks may split the execution name.
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                if execution_name in message.get_body().get_content():
                     return moment
             except OSError:
                 continue

@@ -161,3 +161,19 @@ def test_the_burst_benchmark_runs_every_file_and_prints_wall_and_cpu_seconds():
     [line] = [line for line in done.stdout.splitlines() if line.startswith("burst of ")]
     match = re.fullmatch(r"burst of 2 files x 5 rows: 2 succeeded, ([\d.]+) s wall, ([\d.]+) CPU-s .*", line)
     assert match and float(match[1]) > 0 and float(match[2]) > 0, line
+
+
+def test_the_email_clock_finds_an_execution_name_that_quoted_printable_split(tmp_path):
+    """The mailbox writes quoted-printable bodies with soft line breaks every 76 characters: the
+    latency benchmark must read the decoded body, not the file's text."""
+    from airline_local.aws.cfn import ACCOUNT_ID
+    from airline_local.aws.mailbox import Mailbox
+
+    clock = latency.EmailClock()
+    mailbox = Mailbox(tmp_path, on_message=lambda _message, path: clock(path))
+    execution = "b441cb51-5b0a-4692-8241-bc106b05ed55"
+    body = f"Ingestion of s3://bucket/raw/bookings/b.csv succeeded (execution {execution}): rows_read=1000"
+    path = mailbox.deliver(f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:t", "Airline booking ingestion succeeded", body)
+    assert execution not in path.read_text()  # split by a soft line break
+    assert clock.sent_at(execution) == clock.sent[0][0]
+    assert clock.sent_at("some-other-execution") is None
