@@ -40,6 +40,7 @@ from airline_local.pipeline import (  # noqa: E402
     temporary_state_dir,
 )
 from stacks.backfill import INGEST_FILES  # noqa: E402
+from bench import report  # noqa: E402
 
 DEFAULT_FILES = 200
 DEFAULT_ROWS = 50
@@ -243,10 +244,8 @@ def _load_average() -> float | None:
 
 def write_results(result: dict[str, Any], path: Path, command: str) -> None:
     """Into the benchmark's results (bench/run_bench.py writes the same key in `make bench`)."""
-    document = json.loads(path.read_text()) if path.is_file() else {}
-    document["backfill"] = {**result, "command": command,
-                            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    report.record_into(path, "backfill", {**result, "command": command,
+                                          "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ crawl with CRAWL_EVERYTHING (every object listed and read) is timed once over th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from airline_local.aws.moto_patches import CrawlerSettings  # noqa: E402
 from airline_local.glue import crawler as local_crawler  # noqa: E402
 from airline_local.local_stack import CloudAssembly, deploy, synthesize  # noqa: E402
 from airline_local.pipeline import LOCAL_CONTEXT, temporary_state_dir  # noqa: E402
+from bench import report  # noqa: E402
 
 DEFAULT_UPLOADS = 200
 # The per-upload crawl is "flat" when the last uploads' crawls take at most this many times the
@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.uploads)
     print(format_summary(result))
     if args.write_into:
-        document = json.loads(args.write_into.read_text()) if args.write_into.exists() else {}
-        document["crawler"] = result
-        args.write_into.write_text(json.dumps(document, indent=2) + "\n")
+        report.record_into(args.write_into, "crawler", result)
         print(f"results: {args.write_into} (crawler)")
     return 0
 

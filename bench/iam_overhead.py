@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import datasets, latency
+from bench import datasets, latency, report
 
 TARGET_RATIO = 1.10
 
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args.rows, args.runs, args.rounds, args.seed)
     print(format_summary(result))
     if args.write_into:
-        document = json.loads(args.write_into.read_text()) if args.write_into.exists() else {}
-        document["iam_overhead"] = result
-        args.write_into.write_text(json.dumps(document, indent=2) + "\n")
+        report.record_into(args.write_into, "iam_overhead", result)
         print(f"results: {args.write_into} (iam_overhead)")
     return 0
 

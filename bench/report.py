@@ -153,6 +153,14 @@ def write_json(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def record_into(path: Path, key: str, result: dict[str, Any]) -> Path:
+    """One benchmark's result under `key` of a results JSON (the other keys kept): what a
+    benchmark run on its own adds to bench/results/bench.json."""
+    document = json.loads(path.read_text()) if path.is_file() else {}
+    document[key] = result
+    return write_json(document, path)
+
+
 def write_chart(document: dict[str, Any], path: Path) -> Path:
     """Throughput (pipeline and COPY, rows/s) and their ratio against rows, log-scaled rows."""
     import matplotlib

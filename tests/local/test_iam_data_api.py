@@ -6,18 +6,14 @@ Real moto server, real PostgreSQL behind the Data API, the real synthesized temp
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from airline_local.aws.moto_patches import GLUE_JOB_SESSION_NAME, RUNTIME
-from airline_local.warehouse.postgres import PostgresServer
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.aws.moto_patches import GLUE_JOB_SESSION_NAME
+from airline_local.warehouse.redshift_data import Warehouse
 from emulator_helpers import wait_for
 from iam_mutations import actor_role, remove_action, transform
 from iam_stack import checked_with, deployed_stack, glue_job_of_the_glue_role, policy_names, run_job
@@ -25,30 +21,9 @@ from test_iam_hook import Stack
 
 
 @pytest.fixture(scope="module")
-def warehouse() -> Iterator[Warehouse]:
-    # Not pytest's tmp_path: its 0700 root-owned parents would keep the `postgres` user out.
-    root = Path(tempfile.mkdtemp(prefix="airline-iam-data-api-"))
-    root.chmod(0o711)
-    server = PostgresServer(root / "pg").start()
-    try:
-        yield Warehouse(server.dsn)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def stack(emulator, warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with deployed_stack(emulator, tmp_path_factory.getbasetemp() / "iam-cdk.out") as deployed:
         yield deployed
-
-
-@pytest.fixture
-def data_api(stack, warehouse) -> Iterator[DataApiEmulator]:
-    api = DataApiEmulator(warehouse)
-    RUNTIME.data_api = api  # restored by conftest's autouse fixture
-    yield api
-    api.close()
 
 
 def as_role(stack: Stack, role: str, session: str, service: str) -> Any:

@@ -10,11 +10,8 @@ template; the mutations swap the policies in force, not the deploy."""
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,45 +19,21 @@ import pytest
 from botocore.exceptions import ClientError
 
 from airline_local.aws.cfn import Template
-from airline_local.aws.moto_patches import RUNTIME
 from airline_local.custom_resources import (
     CustomResourceError,
     function_session_client,
     provider_resources,
     run_custom_resources,
 )
-from airline_local.warehouse.postgres import PostgresServer
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
 from iam_mutations import remove_action
 from iam_stack import checked_with, deployed_stack, policy_names
 from test_iam_hook import Stack
 
 
 @pytest.fixture(scope="module")
-def warehouse() -> Iterator[Warehouse]:
-    # Not pytest's tmp_path: its 0700 root-owned parents would keep the `postgres` user out.
-    root = Path(tempfile.mkdtemp(prefix="airline-iam-schema-"))
-    root.chmod(0o711)
-    server = PostgresServer(root / "pg").start()
-    try:
-        yield Warehouse(server.dsn)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def stack(emulator, warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with deployed_stack(emulator, tmp_path_factory.getbasetemp() / "iam-cdk.out") as deployed:
         yield deployed
-
-
-@pytest.fixture
-def data_api(stack, warehouse) -> Iterator[DataApiEmulator]:
-    api = DataApiEmulator(warehouse)
-    RUNTIME.data_api = api  # restored by conftest's autouse fixture
-    yield api
-    api.close()
 
 
 class Schema:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,12 +108,11 @@ def render(calls: list[PrincipalCalls], source: str) -> str:
 
 def report_of(pipeline: Any) -> list[PrincipalCalls]:
     """The calls of a running LocalPipeline (iam_check=True) so far."""
-    memo = dict(pipeline.iam._memo)  # (principal, ask) -> Authorization, every distinct decision
     from airline_local.aws.cfn import ACCOUNT_ID
     from airline_local.local_stack import LOCAL_REGION
 
     names = physical_names(pipeline.template, ACCOUNT_ID, LOCAL_REGION)
-    return collect(((p, a, auth) for (p, a), auth in memo.items()), names)
+    return collect(pipeline.iam.decisions(), names)
 
 
 def main(argv: list[str]) -> int:

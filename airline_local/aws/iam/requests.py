@@ -34,7 +34,7 @@ from airline_local.aws.iam.principals import (
     PrincipalRegistry,
     UnknownAccessKeyError,
 )
-from airline_local.aws.iam.evaluator import PolicyEvaluationError
+from airline_local.aws.iam.evaluator import PolicyEvaluationError, Principal
 from airline_local.aws.iam.template_policies import PolicyStore, TemplatePolicyError
 
 __all__ = ["Ask", "Call", "IamCheck", "OPERATIONS", "UnmappedRequestError", "Verdict", "map_request"]
@@ -517,6 +517,11 @@ class IamCheck:
         for ask in asks:
             self.log.append((identity.arn, ask.action, ask.resource, "allowed"))
         return Verdict("allow", identity=identity, authorizations=tuple(authorizations))
+
+    def decisions(self) -> list[tuple[Principal, Ask, Authorization]]:
+        """Every distinct decision made so far (what the memo holds): docs/iam-calls.md's input."""
+        with self._lock:
+            return [(principal, ask, authorization) for (principal, ask), authorization in self._memo.items()]
 
     def unjudged(self, message: str) -> Verdict:
         """A request the hook could not even read: refused as an error."""
