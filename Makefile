@@ -11,9 +11,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process
 demo: install
 	$(VENV)/bin/airline-ingest demo
 
-## test: run the whole test suite (unit, infra, ETL, warehouse, local emulator, end to end)
+## test: run the whole test suite (unit, infra, ETL, warehouse, local emulator, end to end), its
+## modules spread over TEST_WORKERS processes (pytest-xdist; each module whole on one worker)
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## reliability: only the bad-input corpus, the fault and the load tests (part of `make test` too)
 reliability: install

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench import datasets, latency, report
+from bench import datasets, latency, memory, report
 
 TARGET_RATIO = 1.10
 
@@ -33,7 +34,16 @@ def child(mode: str, rows: int, runs: int, seed: int) -> dict[str, Any]:
         if not pipeline.emulator.job_runner.wait_for_workers(timeout=300):  # type: ignore[union-attr]
             raise RuntimeError("the warm Spark workers did not start")
         latency.measure(pipeline, clock, files[:1], rows)  # not measured: the first run on each worker's JVM
-        measured = latency.summarize(latency.measure(pipeline, clock, files[1:], rows))
+        # Where the CPU goes, per process group: a check that costs little per call but slows the job
+        # shows up as emulator CPU competing with Spark for the two cores.
+        postmaster = memory.postmaster_pid(pipeline.postgres.data_dir)  # type: ignore[union-attr]
+        with memory.PeakSampler({
+            "emulator": lambda ps: [p for p in ps if p.pid == os.getpid()],
+            "glue_workers": memory.job_tree,
+            "postgres": lambda ps: memory.tree(postmaster, ps),
+        }, interval=0.5) as sampler:
+            measured = latency.summarize(latency.measure(pipeline, clock, files[1:], rows))
+        measured["cpu_seconds_per_run"] = {name: round(cpu / runs, 2) for name, cpu in sampler.cpu_seconds.items()}
         if mode == "on":
             measured["checked_calls"] = sum(1 for entry in pipeline.iam.log if entry[3] == "allowed")
     return measured
@@ -42,6 +52,8 @@ def child(mode: str, rows: int, runs: int, seed: int) -> dict[str, Any]:
 def measure(rows: int, runs: int, rounds: int, seed: int = 4242) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {"on": [], "off": []}
     checked_calls = []
+    cpu: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    phases: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
     for _ in range(rounds):
         for mode in ("on", "off"):
             done = subprocess.run([sys.executable, "-m", "bench.iam_overhead", "--child", mode, "--rows", str(rows),
@@ -52,6 +64,8 @@ def measure(rows: int, runs: int, rounds: int, seed: int = 4242) -> dict[str, An
             result = json.loads(done.stdout.strip().splitlines()[-1])
             seconds[mode] += [run["seconds"] for run in result["all_runs"]]
             checked_calls += [result["checked_calls"]] if "checked_calls" in result else []
+            cpu[mode].append(result["cpu_seconds_per_run"])
+            phases[mode].append(result["median_phases"])
     on, off = statistics.median(seconds["on"]), statistics.median(seconds["off"])
     return {
         "rows": rows, "runs_per_mode": len(seconds["on"]), "rounds": rounds,
@@ -59,6 +73,8 @@ def measure(rows: int, runs: int, rounds: int, seed: int = 4242) -> dict[str, An
         "ratio": round(on / off, 3), "target_ratio": TARGET_RATIO, "met": on / off <= TARGET_RATIO,
         "seconds_on": seconds["on"], "seconds_off": seconds["off"],
         "checked_calls_per_process": checked_calls,
+        # Per process: CPU seconds per run by process group, and the median of each latency phase.
+        "cpu_seconds_per_run": cpu, "median_phases": phases,
     }
 
 
@@ -66,7 +82,17 @@ def format_summary(result: dict[str, Any]) -> str:
     return (f"IAM check overhead, {result['rows']:,} rows upload -> email on warm workers, "
             f"{result['runs_per_mode']} runs a mode in {result['rounds']} alternating rounds: "
             f"on {result['median_seconds_on']:.2f} s, off {result['median_seconds_off']:.2f} s (medians), "
-            f"ratio {result['ratio']:.3f}, target <= {result['target_ratio']}: {'met' if result['met'] else 'not met'}")
+            f"ratio {result['ratio']:.3f}, target <= {result['target_ratio']}: {'met' if result['met'] else 'not met'}"
+            + "".join(f"\n  CPU s per run, {group}: on {on:.2f}, off {off:.2f}"
+                      for group, (on, off) in _median_cpu(result).items()))
+
+
+def _median_cpu(result: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Each process group's CPU seconds per run, median over the processes of each mode."""
+    per_mode = result.get("cpu_seconds_per_run") or {}
+    groups = sorted({g for runs in per_mode.values() for run in runs for g in run})
+    return {g: tuple(statistics.median(run.get(g, 0.0) for run in per_mode[mode]) for mode in ("on", "off"))  # type: ignore[misc]
+            for g in groups if per_mode.get("on") and per_mode.get("off")}
 
 
 def main(argv: list[str] | None = None) -> int:
