@@ -177,3 +177,16 @@ def test_the_email_clock_finds_an_execution_name_that_quoted_printable_split(tmp
     assert execution not in path.read_text()  # split by a soft line break
     assert clock.sent_at(execution) == clock.sent[0][0]
     assert clock.sent_at("some-other-execution") is None
+
+
+def test_the_iam_overhead_summary_gives_each_groups_median_cpu_per_mode():
+    from bench import iam_overhead
+
+    result = {"rows": 1000, "runs_per_mode": 4, "rounds": 2, "median_seconds_on": 4.4, "median_seconds_off": 4.0,
+              "ratio": 1.1, "target_ratio": 1.10, "met": True,
+              "cpu_seconds_per_run": {"on": [{"emulator": 0.7, "glue_workers": 4.0}, {"emulator": 0.9, "glue_workers": 5.0}],
+                                      "off": [{"emulator": 0.5, "glue_workers": 3.0}, {"emulator": 0.6, "glue_workers": 3.2}]}}
+    text = iam_overhead.format_summary(result)
+    assert "on 4.40 s, off 4.00 s (medians), ratio 1.100, target <= 1.1: met" in text
+    assert "CPU s per run, emulator: on 0.80, off 0.55" in text
+    assert "CPU s per run, glue_workers: on 4.50, off 3.10" in text
