@@ -12,7 +12,8 @@ demo: install
 	$(VENV)/bin/airline-ingest demo
 
 ## test: run the whole test suite (unit, infra, ETL, warehouse, local emulator, end to end), its
-## modules spread over TEST_WORKERS processes (pytest-xdist; each module whole on one worker)
+## modules spread over TEST_WORKERS processes (pytest-xdist; each module, or package sharing a
+## fixture, whole on one worker: tests/conftest.py)
 TEST_WORKERS ?= 2
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
@@ -21,9 +22,9 @@ test: install
 reliability: install
 	$(PY) -m pytest -s tests/reliability
 
-## soak: the load tests with 100 files in sequence instead of make test's 12
+## soak: the load tests with 100 files in sequence and a burst of 20 instead of make test's 12 and 10
 soak: install
-	RELIABILITY_SEQUENCE_FILES=100 $(PY) -m pytest -s tests/reliability/test_load.py
+	RELIABILITY_SEQUENCE_FILES=100 RELIABILITY_BURST_FILES=20 $(PY) -m pytest -s tests/reliability/test_load.py
 
 ## synth: synthesize the CDK app with the project's own CDK CLI
 synth: install

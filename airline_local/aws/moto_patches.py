@@ -590,6 +590,9 @@ class LocalCrawl:
         return info
 
 
+_CRAWLER_STARTS = threading.Lock()
+
+
 def _local_crawls(crawler: Any) -> list[LocalCrawl]:
     if "_local_crawls" not in crawler.__dict__:
         crawler._local_crawls = []
@@ -613,10 +616,13 @@ def run_crawlers_like_aws() -> None:
         return crawls[-1].state() if crawls else "READY"
 
     def start_crawler(self: Any) -> None:
-        if status(self) != "READY":
-            raise CrawlerRunningException(f"Crawler with name {self.name} has already started")
-        crawl = LocalCrawl(self.name, RUNTIME.crawler_settings)
-        _local_crawls(self).append(crawl)
+        # The check and the start are one step, as on AWS: the server's request threads may bring
+        # two StartCrawler calls at once (a burst of uploads), and two crawls would both create the table.
+        with _CRAWLER_STARTS:
+            if status(self) != "READY":
+                raise CrawlerRunningException(f"Crawler with name {self.name} has already started")
+            crawl = LocalCrawl(self.name, RUNTIME.crawler_settings)
+            _local_crawls(self).append(crawl)
         threading.Thread(
             target=_crawl_in_background, args=(self, crawl), name=f"crawl-{self.name}", daemon=True
         ).start()

@@ -297,6 +297,44 @@ def test_crawl_runs_stops_and_is_ready_with_last_crawl_succeeded(emulator, crawl
     assert [c["Name"] for c in columns] == ["booking_id", "route"]
 
 
+def test_concurrent_starts_start_one_crawl_and_refuse_the_others(emulator, crawler, monkeypatch):
+    """Two executions can ask StartCrawler at the same moment (a burst of uploads): AWS starts one
+    crawl and refuses the others. Two local crawls at once both found no table, both created it, and
+    one failed with AlreadyExistsException (seen in make test's burst). The emulator's request
+    threads are made to meet between the state check and the new crawl (a slow LocalCrawl)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    made = moto_patches.LocalCrawl.__init__
+
+    def slowly_made(self, *args, **kwargs):
+        time.sleep(0.05)
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(moto_patches.LocalCrawl, "__init__", slowly_made)
+    name, _ = crawler
+    emulator.crawler_settings = CrawlerSettings(running_seconds=0.05, stopping_seconds=0.05)
+    callers = 8
+    clients = [emulator.client("glue") for _ in range(callers)]
+    for _ in range(3):
+        barrier = Barrier(callers)
+
+        def start(glue):
+            barrier.wait()
+            try:
+                glue.start_crawler(Name=name)
+                return "started"
+            except glue.exceptions.CrawlerRunningException:
+                return "refused"
+
+        with ThreadPoolExecutor(callers) as pool:
+            outcomes = list(pool.map(start, clients))
+        assert sorted(outcomes) == ["refused"] * (callers - 1) + ["started"], outcomes
+        ready = wait_for(lambda: (c := crawler_state(clients[0], name))["State"] == "READY" and c, what="READY")
+        assert ready["LastCrawl"]["Status"] == "SUCCEEDED", ready["LastCrawl"]
+
+
 def test_injected_failure_ends_the_crawl_failed_with_its_message(emulator, crawler):
     name, database = crawler
     emulator.crawler_settings = CrawlerSettings(running_seconds=0.1, stopping_seconds=0.1)

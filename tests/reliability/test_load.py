@@ -1,8 +1,8 @@
 """Bursts and long sequences: every file loaded once, and the local stack's resources stay flat.
 
-- A burst of 20 uploads at once: more runs than the job's MaxConcurrentRuns (5), so the state
-  machine's retry on Glue.ConcurrentRunsExceededException and the crawler hand-over are exercised
-  for real.
+- A burst of 10 uploads at once: twice the job's MaxConcurrentRuns (5), so the state machine's
+  retry on Glue.ConcurrentRunsExceededException and the crawler hand-over are exercised for real
+  (`make soak` bursts 20: RELIABILITY_BURST_FILES).
 - Small files in sequence: all loaded; RSS and open file descriptors of this process (moto,
   Data API, pollers), its children (the warm Spark workers) and the PostgreSQL server tree,
   sampled after every run, must not keep growing. 12 files in `make test` (about 45 s);
@@ -29,7 +29,7 @@ from .checks import assert_accounted_in_warehouse, fit_trend, leak_verdict, rows
 from .corpus import rows, to_csv
 
 
-BURST_FILES = int(os.environ.get("RELIABILITY_BURST_FILES", "20"))
+BURST_FILES = int(os.environ.get("RELIABILITY_BURST_FILES", "10"))
 SEQUENCE_FILES = int(os.environ.get("RELIABILITY_SEQUENCE_FILES", "12"))
 ROWS_PER_FILE = 25
 WORKER_RSS_LIMIT = 2 * 2**30
