@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -46,8 +47,10 @@ LOCAL_CONTEXT = {"crawlerPollIntervalSeconds": 1, "glueConcurrencyRetrySeconds":
 # in ASL): a local crawl takes ~1 s, so a run no longer idles up to a second after it. The poll
 # limit still allows 30 s of crawling.
 LOCAL_WAIT_TIME_SCALE = 0.5
-# Two idle JVMs (~0.5 GB each): a run on each core starts warm.
-DEFAULT_WARM_WORKERS = 2
+# Two idle JVMs (~0.5 GB each): a run on each core starts warm. The environment variable sets
+# another default (make test runs two pipelines at once on two cores: one JVM each is enough).
+WARM_WORKERS_VARIABLE = "AIRLINE_LOCAL_WARM_WORKERS"
+DEFAULT_WARM_WORKERS = int(os.environ.get(WARM_WORKERS_VARIABLE) or 2)
 
 StateCallback = Callable[["Upload", str, str], None]  # (upload, event type, state name)
 

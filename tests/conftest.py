@@ -13,7 +13,10 @@ import os
 import shutil
 import tempfile
 
-from airline_local.local_stack import SYNTH_CACHE_ENV
+# Before airline_local is imported: its pipelines' default, for every test and CLI subprocess.
+os.environ.setdefault("AIRLINE_LOCAL_WARM_WORKERS", "1")
+
+from airline_local.local_stack import SYNTH_CACHE_ENV  # noqa: E402
 
 if SYNTH_CACHE_ENV not in os.environ:
     _cache = tempfile.mkdtemp(prefix="airline-synth-cache-")
