@@ -111,3 +111,22 @@ def test_a_missing_required_column_fails_before_reading_rows(write_file, job_arg
     args = job_args(write_file(rows_csv([GOOD_ROW], columns)))
     with pytest.raises(FileRejected, match=r"^missing required column\(s\): currency$"):
         run_stage(args)
+
+
+@pytest.mark.parametrize(("input_mb", "parallelism", "compressed", "partitions"), [
+    (1, 2, False, 2),        # a small file: every core
+    (135, 2, False, 4),      # the 1M-row file: 4 x 34 MB on 2 cores, not 3 (the third alone)
+    (679, 2, False, 12),     # the 5M-row file: 6 waves of 2
+    (128, 2, False, 2),      # exactly 64 MB a core
+    (129, 2, False, 4),
+    (135, 8, False, 8),      # more cores (Glue workers) than 64 MB blocks
+    (30, 2, True, 4),        # gzip counts at 6 x its size: 180 MB
+])
+def test_validation_partitions_are_whole_waves_of_at_most_64_mb(input_mb, parallelism, compressed, partitions):
+    import ingest_bookings
+
+    got = ingest_bookings.validation_partitions(input_mb << 20, parallelism, compressed)
+    assert got == partitions
+    assert got % parallelism == 0
+    size = (input_mb << 20) * (ingest_bookings.GZIP_RATIO if compressed else 1)
+    assert size / got <= ingest_bookings.INPUT_BYTES_PER_PARTITION
