@@ -90,9 +90,11 @@ def format_summary(result: dict[str, Any]) -> str:
 def _median_cpu(result: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """Each process group's CPU seconds per run, median over the processes of each mode."""
     per_mode = result.get("cpu_seconds_per_run") or {}
+    if not (per_mode.get("on") and per_mode.get("off")):
+        return {}
     groups = sorted({g for runs in per_mode.values() for run in runs for g in run})
-    return {g: tuple(statistics.median(run.get(g, 0.0) for run in per_mode[mode]) for mode in ("on", "off"))  # type: ignore[misc]
-            for g in groups if per_mode.get("on") and per_mode.get("off")}
+    return {g: (statistics.median(run.get(g, 0.0) for run in per_mode["on"]),
+                statistics.median(run.get(g, 0.0) for run in per_mode["off"])) for g in groups}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The Glue job's stage phase against a bare Spark CSV -> Parquet job, and across core counts.
 
-    .venv/bin/python -m bench.stage FILE [--masters local[1],local[2]] [--repeat 1]
+    .venv/bin/python -m bench.stage FILE [--masters local[1],local[2]] [--repeat 1] [--event-log DIR]
 
 Each measurement runs in a fresh process (its own JVM, as a Glue job run has) with the job
 runner's Spark settings and driver memory. In that process a small warm-up file goes through
@@ -30,12 +30,18 @@ GLUE_SCRIPTS = PROJECT_ROOT / "glue_scripts"
 WARM_UP_ROWS = 2_000
 
 
-def _session(master: str, driver_memory: str):
+MEASURED_JOB_GROUP = "bench-stage-measured"
+
+
+def _session(master: str, driver_memory: str, event_log: Path | None = None):
     from pyspark.sql import SparkSession
 
     from airline_local.glue.job_runner import DEFAULT_SPARK_CONF
 
     builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
+    if event_log is not None:
+        event_log.mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.eventLog.enabled", "true").config("spark.eventLog.dir", event_log.as_uri())
     for key, value in DEFAULT_SPARK_CONF.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -77,7 +83,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="bench-stage-"))
     try:
-        spark = _session(args.master, args.driver_memory)
+        spark = _session(args.master, args.driver_memory, args.event_log)
         ingest_bookings.configure(spark)
         warm = work / "warm.csv"
         write_csv(warm, WARM_UP_ROWS, seed=3)
@@ -89,23 +95,31 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             _bare(spark, args.file, work / "bare")
             result["bare_seconds"] = round(time.perf_counter() - started, 3)
         if "stage" in args.modes:
+            spark.sparkContext.setJobGroup(MEASURED_JOB_GROUP, "the measured stage phase")
             started = time.perf_counter()
             summary = _stage(spark, args.file, work / "root")
             result["stage_seconds"] = round(time.perf_counter() - started, 3)
             result["rows"] = summary.rows_read
             result["rows_quarantined"] = summary.rows_quarantined
             result["rows_duplicate"] = summary.rows_duplicate
+        log_file = f"{spark.sparkContext.applicationId}" if args.event_log else None
         spark.stop()
+        if log_file:
+            from bench import spark_stages
+
+            result["spark_stages"] = spark_stages.stage_breakdown(
+                spark_stages.read_event_log(args.event_log / log_file), MEASURED_JOB_GROUP)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
-            driver_memory: str = "1g") -> dict[str, Any]:
+            driver_memory: str = "1g", event_log: Path | None = None) -> dict[str, Any]:
     """Run :func:`child` in a fresh Python process; its JSON result."""
     command = [sys.executable, "-m", "bench.stage", str(file), "--child", "--master", master,
                "--modes", ",".join(modes), "--driver-memory", driver_memory]
+    command += ["--event-log", str(event_log)] if event_log else []
     output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if output.returncode != 0:
         raise RuntimeError(f"{master} {modes} failed:\n{output.stderr[-3000:]}")
@@ -140,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="bare,stage")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--event-log", type=Path, help="keep Spark's event log here and print the stage "
+                        "phase's time per Spark stage (tasks, run, CPU and GC seconds)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.modes = tuple(m for m in args.modes.split(",") if m)
+    args.event_log = args.event_log.resolve() if args.event_log else None
     if args.child:
         print(json.dumps(child(args)))
         return 0
@@ -152,8 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         for master in args.masters.split(","):
             # local[1] only needs the stage time (the bare ratio is taken at local[2]).
             modes = args.modes if master == "local[2]" else ("stage",)
-            runs.append(measure(args.file, master, modes, args.driver_memory))
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+            runs.append(measure(args.file, master, modes, args.driver_memory, args.event_log))
+            print(json.dumps({k: v for k, v in runs[-1].items() if k != "spark_stages"}), file=sys.stderr, flush=True)
+            if "spark_stages" in runs[-1]:
+                from bench import spark_stages
+
+                print(f"{master} stage phase by Spark stage:\n{spark_stages.format_breakdown(runs[-1]['spark_stages'])}",
+                      file=sys.stderr, flush=True)
     rows = next((r["rows"] for r in runs if "rows" in r), 0)
     print(json.dumps(summarize(runs, rows), indent=2))
     return 0

@@ -190,3 +190,32 @@ def test_the_iam_overhead_summary_gives_each_groups_median_cpu_per_mode():
     assert "on 4.40 s, off 4.00 s (medians), ratio 1.100, target <= 1.1: met" in text
     assert "CPU s per run, emulator: on 0.80, off 0.55" in text
     assert "CPU s per run, glue_workers: on 4.50, off 3.10" in text
+
+
+def test_the_spark_stage_breakdown_keeps_the_measured_job_groups_stages_with_their_task_sums():
+    from bench import spark_stages
+
+    def stage_done(sid, name, tasks, submitted, completed):
+        return {"Event": "SparkListenerStageCompleted", "Stage Info": {
+            "Stage ID": sid, "Stage Name": name, "Number of Tasks": tasks,
+            "Submission Time": submitted, "Completion Time": completed}}
+
+    def task_end(sid, run_ms, cpu_ns, gc_ms):
+        return {"Event": "SparkListenerTaskEnd", "Stage ID": sid,
+                "Task Metrics": {"Executor Run Time": run_ms, "Executor CPU Time": cpu_ns, "JVM GC Time": gc_ms}}
+
+    events = [
+        {"Event": "SparkListenerJobStart", "Stage IDs": [0], "Properties": {}},  # the warm-up
+        task_end(0, 5000, 4e9, 0), stage_done(0, "warm-up", 1, 1_000, 6_000),
+        {"Event": "SparkListenerJobStart", "Stage IDs": [1, 2], "Properties": {"spark.jobGroup.id": "m"}},
+        task_end(2, 1500, 1.0e9, 100), task_end(2, 2500, 2.0e9, 200),
+        stage_done(2, "count at x.py:1", 2, 12_000, 14_600),
+        task_end(1, 800, 0.5e9, 0), stage_done(1, "csv at x.py:1", 1, 10_000, 11_000),
+    ]
+    stages = spark_stages.stage_breakdown(events, "m")
+    assert stages == [
+        {"id": 1, "name": "csv at x.py:1", "tasks": 1, "start_s": 0.0, "wall_s": 1.0, "run_s": 0.8, "cpu_s": 0.5, "gc_s": 0.0},
+        {"id": 2, "name": "count at x.py:1", "tasks": 2, "start_s": 2.0, "wall_s": 2.6, "run_s": 4.0, "cpu_s": 3.0, "gc_s": 0.3},
+    ]
+    table = spark_stages.format_breakdown(stages)
+    assert table.splitlines()[2].split()[:7] == ["2", "2.00", "2.60", "2", "4.00", "3.00", "0.30"]
