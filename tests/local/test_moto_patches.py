@@ -314,7 +314,9 @@ def test_concurrent_starts_start_one_crawl_and_refuse_the_others(emulator, crawl
 
     monkeypatch.setattr(moto_patches.LocalCrawl, "__init__", slowly_made)
     name, _ = crawler
-    emulator.crawler_settings = CrawlerSettings(running_seconds=0.05, stopping_seconds=0.05)
+    # RUNNING long enough that every caller asks while the first crawl runs, even on a loaded
+    # machine (a caller that came after READY would rightly start the next crawl).
+    emulator.crawler_settings = CrawlerSettings(running_seconds=2.0, stopping_seconds=0.05)
     callers = 8
     clients = [emulator.client("glue") for _ in range(callers)]
     for _ in range(3):
