@@ -277,7 +277,8 @@ def crawler_state(glue, name: str) -> dict:
 
 def test_crawl_runs_stops_and_is_ready_with_last_crawl_succeeded(emulator, crawler):
     name, database = crawler
-    emulator.crawler_settings = CrawlerSettings(running_seconds=0.6, stopping_seconds=0.6)
+    # 2 s each, so that a loaded machine's slow calls still see both states
+    emulator.crawler_settings = CrawlerSettings(running_seconds=2, stopping_seconds=2)
     glue = emulator.client("glue")
     assert crawler_state(glue, name)["State"] == "READY" and "LastCrawl" not in crawler_state(glue, name)
 
@@ -354,7 +355,9 @@ def test_injected_failure_ends_the_crawl_failed_with_its_message(emulator, crawl
 
 def test_stopped_crawl_is_cancelled(emulator, crawler):
     name, _ = crawler
-    emulator.crawler_settings = CrawlerSettings(running_seconds=5, stopping_seconds=0.2)
+    # STOPPING lasts 2 s: with 0.2 s a loaded machine (make test on 2 cores) let it end before
+    # the GetCrawler below asked (CI failed on it once)
+    emulator.crawler_settings = CrawlerSettings(running_seconds=5, stopping_seconds=2)
     glue = emulator.client("glue")
     glue.start_crawler(Name=name)
     glue.stop_crawler(Name=name)
