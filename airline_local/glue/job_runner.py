@@ -63,6 +63,9 @@ DEFAULT_SPARK_CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.session.timeZone": "UTC",
 }
+# JVM options for local Spark's driver (the job runs' JVMs, and the ETL tests' session): the test
+# suite sets "-XX:TieredStopAtLevel=1" (tests/conftest.py). Unset: the JVM's defaults.
+SPARK_JAVA_OPTIONS_VARIABLE = "AIRLINE_LOCAL_SPARK_JAVA_OPTIONS"
 TEXT_OUTPUT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".csv"}
 SKIPPED_OUTPUT_NAMES = re.compile(r"(^_SUCCESS$|\.crc$|^_temporary$|^\.)")
 S3_URI = re.compile(r"^s3a?://([^/]+)(?:/(.*))?$", re.DOTALL)
@@ -74,6 +77,12 @@ DUMMY_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "testing", "AWS
 WORKER_START_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "LOCALWORKERNOKEY0000",
                             "AWS_SECRET_ACCESS_KEY": "a-warm-worker-has-no-credentials-of-its-own"}
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)?(?::\s.*)?$")
+
+
+def local_spark_conf() -> dict[str, str]:
+    """DEFAULT_SPARK_CONF plus the driver JVM options of $AIRLINE_LOCAL_SPARK_JAVA_OPTIONS, if set."""
+    options = os.environ.get(SPARK_JAVA_OPTIONS_VARIABLE, "").strip()
+    return {**DEFAULT_SPARK_CONF, **({"spark.driver.extraJavaOptions": options} if options else {})}
 
 
 class JavaNotFoundError(RuntimeError):
@@ -374,7 +383,7 @@ class JobRunner:
         python_path = list(python_path)
         if env.get("PYTHONPATH"):
             python_path.append(env["PYTHONPATH"])
-        conf = {**DEFAULT_SPARK_CONF, **spec.spark_conf,
+        conf = {**local_spark_conf(), **spec.spark_conf,
                 "spark.local.dir": str(local_dir)}
         submit_args = ["--master", "local[2]", "--driver-memory", spec.driver_memory]
         for key, value in conf.items():

@@ -20,16 +20,12 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder
-               .master("local[2]")
-               .appName("etl-tests")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.host", "127.0.0.1")
-               .config("spark.driver.bindAddress", "127.0.0.1")
-               .getOrCreate())
+    from airline_local.glue.job_runner import local_spark_conf
+
+    builder = SparkSession.builder.master("local[2]").appName("etl-tests")
+    for key, value in {**local_spark_conf(), "spark.sql.shuffle.partitions": "2"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     import ingest_bookings
 

@@ -4,6 +4,7 @@ to the script and to Glue exactly like a run in a fresh process, only faster."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import time
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airline_local.glue.job_runner import JobRunner, JobSpec, check_java
+from airline_local.glue.job_runner import SPARK_JAVA_OPTIONS_VARIABLE, JobRunner, JobSpec, check_java
 
 # One script, its behaviour chosen by --case: what it saw is printed as one JSON line.
 PROBE = """
@@ -27,6 +28,8 @@ print(json.dumps({
     "marker_before": spark.conf.get("airline.test.marker", None),
     "tables_before": [table.name for table in spark.catalog.listTables()],
     "rows": spark.range(5).count(),
+    "jvm_arguments": list(spark.sparkContext._jvm.java.lang.management.ManagementFactory
+                          .getRuntimeMXBean().getInputArguments()),
 }), flush=True)
 spark.conf.set("airline.test.marker", args["--JOB_RUN_ID"])
 spark.range(3).createOrReplaceTempView("leftover")
@@ -92,6 +95,13 @@ def test_runs_reuse_one_worker_and_each_sees_a_fresh_process_and_session(runner)
     assert seen_second["tables_before"] == []
     assert stdout_second.count("done ok") == 1
     assert f"warm worker {seen_second['pid']}" in second.stderr_path.read_text()
+
+
+def test_the_worker_jvm_gets_the_local_spark_java_options(runner):
+    # tests/conftest.py sets them for the whole suite: C1-only JIT
+    options = os.environ[SPARK_JAVA_OPTIONS_VARIABLE]
+    _, seen, _ = run(runner, "ok")
+    assert options and options in seen["jvm_arguments"], seen["jvm_arguments"]
 
 
 def test_a_failing_script_fails_its_run_like_a_process_and_the_worker_serves_on(runner):
