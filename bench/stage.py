@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import jvm_threads, memory
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 GLUE_SCRIPTS = PROJECT_ROOT / "glue_scripts"
@@ -72,6 +74,15 @@ def _stage(spark, source: Path, root: Path):
     return summary
 
 
+def _jvm_pid() -> int:
+    """This process's Spark JVM (PySpark starts it as a descendant)."""
+    processes = list(memory.all_processes())
+    for pid in sorted(memory.descendants_of(os.getpid(), processes)):
+        if (memory.PROC / str(pid) / "comm").read_text().strip() == "java":
+            return pid
+    raise RuntimeError("no Spark JVM among this process's descendants")
+
+
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """One process: warm up, then time the bare job and the stage phase on ``args.file``."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -96,9 +107,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             result["bare_seconds"] = round(time.perf_counter() - started, 3)
         if "stage" in args.modes:
             spark.sparkContext.setJobGroup(MEASURED_JOB_GROUP, "the measured stage phase")
+            jvm = _jvm_pid()
+            threads_before = jvm_threads.thread_cpu_by_role(jvm)
             started = time.perf_counter()
             summary = _stage(spark, args.file, work / "root")
             result["stage_seconds"] = round(time.perf_counter() - started, 3)
+            result["stage_jvm_cpu_seconds"] = jvm_threads.difference(
+                jvm_threads.thread_cpu_by_role(jvm), threads_before)
             result["rows"] = summary.rows_read
             result["rows_quarantined"] = summary.rows_quarantined
             result["rows_duplicate"] = summary.rows_duplicate
@@ -129,13 +144,18 @@ def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
 def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     """Best (least disturbed) time per master and mode, and the two ratios of issue 14."""
     best: dict[str, dict[str, float]] = {}
+    threads: dict[str, dict[str, float]] = {}  # the JVM's CPU by thread role in the best stage run
     for run in runs:
         for mode in ("bare", "stage"):
             seconds = run.get(f"{mode}_seconds")
             if seconds is not None:
                 slot = best.setdefault(run["master"], {})
+                if seconds <= slot.get(mode, seconds) and mode == "stage" and "stage_jvm_cpu_seconds" in run:
+                    threads[run["master"]] = run["stage_jvm_cpu_seconds"]
                 slot[mode] = min(slot.get(mode, seconds), seconds)
     out: dict[str, Any] = {"rows": rows, "seconds": best}
+    if threads:
+        out["stage_jvm_cpu_seconds"] = threads
     two = best.get("local[2]", {})
     if "bare" in two and "stage" in two:
         out["stage_rows_per_second"] = round(rows / two["stage"])
@@ -171,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             modes = args.modes if master == "local[2]" else ("stage",)
             runs.append(measure(args.file, master, modes, args.driver_memory, args.event_log))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "spark_stages"}), file=sys.stderr, flush=True)
+            if "stage_jvm_cpu_seconds" in runs[-1]:
+                print(f"{master} stage phase, JVM CPU seconds by thread role: "
+                      f"{runs[-1]['stage_jvm_cpu_seconds']}", file=sys.stderr, flush=True)
             if "spark_stages" in runs[-1]:
                 from bench import spark_stages
 

@@ -82,9 +82,11 @@ def test_issue_14_targets_are_derived_from_the_stage_and_copy_figures():
 
     runs = [{"master": "local[2]", "bare_seconds": 4.0, "stage_seconds": 7.0, "rows": 1000},
             {"master": "local[2]", "bare_seconds": 5.0, "stage_seconds": 6.0, "rows": 1000},
-            {"master": "local[1]", "stage_seconds": 11.0, "rows": 1000}]
+            {"master": "local[1]", "stage_seconds": 12.0, "rows": 1000, "stage_jvm_cpu_seconds": {"spark tasks": 9.0}},
+            {"master": "local[1]", "stage_seconds": 11.0, "rows": 1000, "stage_jvm_cpu_seconds": {"spark tasks": 8.0}}]
     summary = stage.summarize(runs, 1000)
     assert summary["seconds"] == {"local[2]": {"bare": 4.0, "stage": 6.0}, "local[1]": {"stage": 11.0}}
+    assert summary["stage_jvm_cpu_seconds"] == {"local[1]": {"spark tasks": 8.0}}  # the best run's
     assert summary["stage_to_bare_ratio"] == pytest.approx(4.0 / 6.0, rel=1e-3)
     assert summary["cores_speedup"] == pytest.approx(11.0 / 6.0, rel=1e-3)
     document = {"throughput": [], "stage": summary,
