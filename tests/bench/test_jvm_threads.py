@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,22 @@ def test_difference_lists_every_role_and_never_goes_negative():
         "spark tasks": 1.5, "JIT compiler": 0.0, "garbage collector": 0.0, "driver and other": 0.25}
 
 
-def test_this_process_threads_add_up_to_its_cpu_time():
-    sum(i * i for i in range(2_000_000))  # some CPU to count
-    totals = jvm_threads.thread_cpu_by_role(os.getpid())
-    times = os.times()
-    assert sum(totals.values()) == pytest.approx(times.user + times.system, abs=0.1)
+def test_a_live_threads_cpu_time_is_counted_between_two_samples():
+    used, done, release = [], threading.Event(), threading.Event()
+
+    def work() -> None:
+        started = time.thread_time()
+        sum(i * i for i in range(3_000_000))
+        used.append(time.thread_time() - started)
+        done.set()
+        release.wait(10)  # alive while sampled: an ended thread's seconds are gone from /proc
+
+    before = jvm_threads.thread_cpu_by_role(os.getpid())
+    thread = threading.Thread(target=work)
+    thread.start()
+    done.wait(30)
+    after = jvm_threads.thread_cpu_by_role(os.getpid())
+    release.set()
+    thread.join()
+    counted = jvm_threads.difference(after, before)["driver and other"]
+    assert used[0] > 0.05 and counted == pytest.approx(used[0], abs=0.05)
