@@ -38,13 +38,13 @@ MEASURED_JOB_GROUP = "bench-stage-measured"
 def _session(master: str, driver_memory: str, event_log: Path | None = None):
     from pyspark.sql import SparkSession
 
-    from airline_local.glue.job_runner import DEFAULT_SPARK_CONF
+    from airline_local.glue.job_runner import local_spark_conf
 
     builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     if event_log is not None:
         event_log.mkdir(parents=True, exist_ok=True)
         builder = builder.config("spark.eventLog.enabled", "true").config("spark.eventLog.dir", event_log.as_uri())
-    for key, value in DEFAULT_SPARK_CONF.items():
+    for key, value in local_spark_conf().items():  # the job runner's, JVM options included
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

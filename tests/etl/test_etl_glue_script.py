@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from etl_helpers import GLUE_SCRIPTS, GOOD_ROW, REPO_ROOT, rows_csv
 
 import bookings_contract as contract
 import bookings_metrics
+from airline_local.glue.job_runner import local_spark_conf
 
 SCRIPT = GLUE_SCRIPTS / "ingest_bookings.py"
 SAMPLE = REPO_ROOT / "data" / "sample" / "bookings_sample.csv"
@@ -76,11 +78,14 @@ def _run_script(workdir: Path, arguments: list[str], extra_env: dict[str, str] |
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "sql" / "load_bookings.sql", workdir / "load_bookings.sql")
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    java_options = local_spark_conf().get("spark.driver.extraJavaOptions")  # the suite's C1-only JIT
     env.update({
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_SUBMIT_ARGS": "--master local[2] --driver-memory 1g "
                                "--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false "
-                               "--conf spark.sql.shuffle.partitions=2 pyspark-shell",
+                               "--conf spark.sql.shuffle.partitions=2 "
+                               + (f"--driver-java-options {shlex.quote(java_options)} " if java_options else "")
+                               + "pyspark-shell",
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONPATH": "",  # only what Glue would have: the script's own directory
