@@ -17,5 +17,8 @@ from airline_local.pipeline import LocalPipeline, temporary_state_dir
 
 @pytest.fixture(scope="package")
 def pipeline() -> Iterator[LocalPipeline]:
-    with temporary_state_dir("airline-reliability-") as state_dir, LocalPipeline(state_dir) as running:
+    # Two warm Spark workers (the suite's default is one): the corpus's 37 small executions are
+    # bound by their job runs, and two take turns on the cores while the other runs crawl or load.
+    with temporary_state_dir("airline-reliability-") as state_dir, \
+            LocalPipeline(state_dir, warm_workers=2) as running:
         yield running
