@@ -136,3 +136,15 @@ def test_record_number_counts_records_not_lines_after_empty_lines_and_quoted_bre
     with path.open(newline="", encoding="utf-8") as handle:
         records = [row for row in csv.reader(handle) if row][1:]
     assert [row[0] for row in records] == ["B1", "B2", "B3"]
+
+
+def test_the_airports_frame_holds_the_reference_exactly_in_table_order(spark):
+    reference = contract.load_airports()
+    odd = contract.Airport("ZZZ", None, 'Quote " and back\\slash, comma', None, None, "XX",
+                           -33.946111111111, 151.177222222222, "Australia/Sydney")
+    frame = transform.airports_frame(spark, reference + [odd])
+    assert [(f.name, f.dataType) for f in frame.schema.fields] == [
+        (f.name, f.dataType) for f in transform.table_schema(contract.AIRPORTS_TABLE).fields]
+    expected = sorted(dataclasses.astuple(a) for a in reference + [odd])
+    assert sorted(tuple(row) for row in frame.collect()) == expected  # doubles and nulls exact
+    assert transform.airports_frame(spark, []).count() == 0
