@@ -46,10 +46,13 @@ class CrawlerSettings:
 
     A crawl is RUNNING for at least `running_seconds` (and until the crawl work is done), then
     STOPPING for `stopping_seconds`, then READY, like an AWS crawler (whose minimum is ~1 minute).
+    Locally half a second in all: the state machine's first GetCrawler (after one scaled Wait,
+    0.5 s) finds the crawl READY, and every execution's crawler phase takes ~0.5 s, not ~1.1 s.
+    Tests that need a state to last set longer windows.
     """
 
-    running_seconds: float = 0.6
-    stopping_seconds: float = 0.4
+    running_seconds: float = 0.3
+    stopping_seconds: float = 0.2
     _injected_failures: deque[str] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
