@@ -7,7 +7,6 @@ plus the CSV reader's corrupt-record column; :func:`raw_schema` builds that sche
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -67,20 +66,9 @@ def table_schema(table: tuple[tuple[str, str], ...]) -> T.StructType:
 
 
 def airports_frame(spark: SparkSession, airports: list[Airport]) -> DataFrame:
-    """The airport reference as a DataFrame in airline.airports column order.
-
-    Made in the JVM from one JSON array (a one-string local Dataset, read by Spark's JSON reader
-    with the table's schema): ``createDataFrame`` from Python rows re-pickles them in Python worker
-    processes, which every run would start (measured on a warm session: 0.1 CPU-s a run less, and
-    no Python worker on a cold one). JSON keeps the values exact (doubles round-trip).
-    """
-    document = json.dumps([{name: getattr(airport, name) for name, _ in AIRPORTS_TABLE}
-                           for airport in airports])
-    session, jvm = spark._jsparkSession, spark.sparkContext._jvm
-    text = session.createDataset(jvm.java.util.Collections.singletonList(document),
-                                 jvm.org.apache.spark.sql.Encoders.STRING())
-    schema = session.parseDataType(table_schema(AIRPORTS_TABLE).json())
-    return DataFrame(session.read().schema(schema).json(text), spark)
+    """The airport reference as a DataFrame in airline.airports column order."""
+    rows = [tuple(getattr(airport, name) for name, _ in AIRPORTS_TABLE) for airport in airports]
+    return spark.createDataFrame(rows, table_schema(AIRPORTS_TABLE))
 
 
 def _text(raw: DataFrame, mapping: HeaderMapping, column: str) -> Column:
