@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.memory import CLOCK_TICKS, PROC
+from bench.memory import PROC, split_stat, stat_cpu_seconds
 
 ROLES = (  # (role, thread-name prefixes), first match wins
     ("spark tasks", ("Executor task",)),
@@ -39,9 +39,8 @@ def thread_cpu_by_role(pid: int, proc: Path = PROC) -> Counter[str]:
             stat = (task / "stat").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        totals[role_of(name)] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        name, fields = split_stat(stat)
+        totals[role_of(name)] += stat_cpu_seconds(fields)
     return totals
 
 

@@ -31,6 +31,17 @@ class ProcessInfo:
     cpu_seconds: float = 0.0
 
 
+def split_stat(stat: str) -> tuple[str, list[str]]:
+    """A /proc/<pid>/stat (or task/<tid>/stat) line as (command name, the fields after it: state,
+    ppid, ...). The name may hold spaces and parentheses: the fields start after its last ')'."""
+    return stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+
+
+def stat_cpu_seconds(fields: list[str]) -> float:
+    """User + system CPU seconds from split_stat's fields (utime and stime)."""
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def read_process(pid: int) -> ProcessInfo | None:
     """One process's parent, session and RSS; None if it has gone."""
     try:
@@ -38,10 +49,9 @@ def read_process(pid: int) -> ProcessInfo | None:
         statm = (PROC / str(pid) / "statm").read_text().split()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
+    _, fields = split_stat(stat)
     return ProcessInfo(pid=pid, ppid=int(fields[1]), sid=int(fields[3]), rss_bytes=int(statm[1]) * PAGE_SIZE,
-                       cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+                       cpu_seconds=stat_cpu_seconds(fields))
 
 
 def all_processes() -> Iterator[ProcessInfo]:

@@ -144,16 +144,17 @@ def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
 def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     """Best (least disturbed) time per master and mode, and the two ratios of issue 14."""
     best: dict[str, dict[str, float]] = {}
-    threads: dict[str, dict[str, float]] = {}  # the JVM's CPU by thread role in the best stage run
     for run in runs:
         for mode in ("bare", "stage"):
             seconds = run.get(f"{mode}_seconds")
             if seconds is not None:
                 slot = best.setdefault(run["master"], {})
-                if seconds <= slot.get(mode, seconds) and mode == "stage" and "stage_jvm_cpu_seconds" in run:
-                    threads[run["master"]] = run["stage_jvm_cpu_seconds"]
                 slot[mode] = min(slot.get(mode, seconds), seconds)
     out: dict[str, Any] = {"rows": rows, "seconds": best}
+    # The JVM's CPU by thread role in each master's best stage run.
+    threads = {master: run["stage_jvm_cpu_seconds"] for master in best for run in runs
+               if run["master"] == master and "stage_jvm_cpu_seconds" in run
+               and run.get("stage_seconds") == best[master].get("stage")}
     if threads:
         out["stage_jvm_cpu_seconds"] = threads
     two = best.get("local[2]", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 import threading
 import time
 from pathlib import Path
@@ -33,8 +34,8 @@ def test_threads_are_summed_by_role_and_odd_names_parse(tmp_path):
 
 
 def test_difference_lists_every_role_and_never_goes_negative():
-    before = jvm_threads.Counter({"spark tasks": 2.0, "JIT compiler": 5.0})
-    after = jvm_threads.Counter({"spark tasks": 3.5, "JIT compiler": 4.0, "driver and other": 0.25})
+    before = Counter({"spark tasks": 2.0, "JIT compiler": 5.0})
+    after = Counter({"spark tasks": 3.5, "JIT compiler": 4.0, "driver and other": 0.25})
     assert jvm_threads.difference(after, before) == {
         "spark tasks": 1.5, "JIT compiler": 0.0, "garbage collector": 0.0, "driver and other": 0.25}
 
