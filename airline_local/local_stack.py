@@ -209,7 +209,9 @@ class _Creator:
     skipped."""
 
     def __init__(self, assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> None:
-        self.assembly, self.template, self.clients, self.job_runner = assembly, assembly.template, clients, job_runner
+        self.assembly, self.template, self.job_runner = assembly, assembly.template, job_runner
+        self._make_client = clients
+        self._clients: dict[str, Any] = {}
         template = self.template
         # The pipeline's state machine is the one an EventBridge rule starts, and the backfill the
         # one the stack outputs as such (others, such as the custom-resource provider's waiter,
@@ -225,6 +227,12 @@ class _Creator:
         self.jobs: list[str] = []
         self.machines: list[str] = []
         self.backfill: str | None = None
+
+    def clients(self, service: str) -> Any:
+        """One client per service (making one costs tens of milliseconds)."""
+        if service not in self._clients:
+            self._clients[service] = self._make_client(service)
+        return self._clients[service]
 
     def create(self, lid: str) -> None:
         create = {
