@@ -10,6 +10,8 @@ IAM check reads their policies from the template), and, when asked, the Provider
 resources (the warehouse schema) through their handlers (airline_local.custom_resources). Resources
 with no local meaning (KMS, VPC,
 CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists the differences.
+Every resource, skipped or not, is created in CloudFormation's order and first goes through what
+AWS checks at its creation (`deploy`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from airline_local.aws.cfn import ACCOUNT_ID, Template
-from airline_local.custom_resources import run_custom_resources
+from airline_local.aws.cfn_order import creation_order, dependencies
+from airline_local.aws.iam.creation_checks import CreationChecks
+from airline_local.custom_resources import provider_resources, run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -162,86 +166,153 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner, *,
            function_client: Any = None) -> DeployedStack:
     """Create the stack's resources in the emulator. `clients(service)` returns a boto3 client.
 
+    Resources are created in CloudFormation's order (airline_local.aws.cfn_order: each after
+    everything it references or DependsOn), once each has passed what AWS authorizes while creating
+    it, judged against only the policies of the resources sure to exist by then
+    (airline_local.aws.iam.creation_checks): a missing dependency fails the deploy with a
+    CreationCheckError naming both resources, where the first `cdk deploy` would roll back.
+
     With ``function_client(function logical id, service)`` (a client signing as that Lambda
     function's role: airline_local.custom_resources.function_session_client), the stack's
     Provider-framework custom resources are created too, their handlers run as CloudFormation
     would have them run (the schema: its Data API batch on the local warehouse); a failure fails
     the deploy with the handler's error (CustomResourceError). Without it they are skipped."""
     template = assembly.template
-    # Roles exist in the emulated IAM (name, path, trust policy) so that AssumeRole gives stable
-    # role ids (aws:userid). Their policies stay out of moto (it would enforce them with its own
-    # evaluator): the local IAM check reads them from the template (docs/iam-check.md).
-    iam = clients("iam")
-    for lid in template.resources_of_type("AWS::IAM::Role"):
-        _create_role(template, lid, iam)
-    # A custom resource needs only its functions and their roles: CloudFormation creates it while
-    # it creates the resources that do not depend on it, and so does this deploy.
+    order = creation_order(template.body)
+    # A creation AWS would refuse fails the deploy before anything is created (CloudFormation's
+    # rollback leaves nothing either).
+    checks = CreationChecks(template)
+    for lid in order:
+        checks.verify(lid)
+    creator = _Creator(assembly, clients, job_runner)
+    providers = [r.logical_id for r in provider_resources(template)] if function_client is not None else []
+    # The custom resources run in a thread (CloudFormation creates them while it creates the
+    # resources that do not depend on them) from when the loop reaches the last of them: their
+    # dependencies exist then.
+    direct = dependencies(template.body)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custom-resources") as pool:
-        custom = pool.submit(run_custom_resources, assembly, function_client) if function_client is not None else None
-        stack = _create_resources(assembly, clients, job_runner)
+        custom = None
+        for lid in order:
+            if custom is not None and direct[lid] & set(providers):
+                custom.result()  # a resource that depends on a custom resource waits for it
+            if providers and lid == providers[-1]:
+                custom = pool.submit(run_custom_resources, assembly, function_client)
+            creator.create(lid)
         if custom is not None:
             custom.result()  # a handler's error fails the deploy
-    return stack
+    return creator.deployed()
 
 
-def _create_resources(assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> DeployedStack:
-    template = assembly.template
-    s3, glue, sns = clients("s3"), clients("glue"), clients("sns")
+class _Creator:
+    """Creates one resource at a time in the emulator, by type; resources with no local meaning
+    (KMS, VPC, CloudTrail, alarms, policies: the IAM check reads those from the template) are
+    skipped."""
 
-    buckets = [template.ref(lid) for lid in template.resources_of_type("AWS::S3::Bucket")]
-    for lid, bucket in zip(template.resources_of_type("AWS::S3::Bucket"), buckets):
+    def __init__(self, assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> None:
+        self.assembly, self.template, self.job_runner = assembly, assembly.template, job_runner
+        self._make_client = clients
+        self._clients: dict[str, Any] = {}
+        template = self.template
+        # The pipeline's state machine is the one an EventBridge rule starts, and the backfill the
+        # one the stack outputs as such (others, such as the custom-resource provider's waiter,
+        # have no local meaning).
+        self.targeted = {t["Arn"] for lid in template.resources_of_type("AWS::Events::Rule")
+                         for t in template.properties(lid).get("Targets", [])}
+        backfill = template.body.get("Outputs", {}).get("BackfillStateMachineArn", {}).get("Value")
+        self.backfill_id = backfill.get("Ref") if isinstance(backfill, dict) else None
+        self.buckets: list[str] = []
+        self.eventbridge_buckets: list[str] = []
+        self.topics: list[str] = []
+        self.crawlers: list[str] = []
+        self.jobs: list[str] = []
+        self.machines: list[str] = []
+        self.backfill: str | None = None
+
+    def clients(self, service: str) -> Any:
+        """One client per service (making one costs tens of milliseconds)."""
+        if service not in self._clients:
+            self._clients[service] = self._make_client(service)
+        return self._clients[service]
+
+    def create(self, lid: str) -> None:
+        create = {
+            "AWS::IAM::Role": lambda: _create_role(self.template, lid, self.clients("iam")),
+            "AWS::S3::Bucket": lambda: self._bucket(lid),
+            "AWS::SQS::Queue": lambda: _create_queue(self.template, lid, self.clients("sqs")),
+            "Custom::S3BucketNotifications": lambda: self._notifications(lid),
+            "AWS::SNS::Topic": lambda: self.topics.append(
+                self.clients("sns").create_topic(Name=self.template.name_of(lid))["TopicArn"]),
+            "AWS::SNS::Subscription": lambda: self._subscription(lid),
+            "AWS::Glue::Database": lambda: self.clients("glue").create_database(
+                DatabaseInput=self.template.properties(lid)["DatabaseInput"]),
+            "AWS::Glue::Crawler": lambda: self.crawlers.append(_create_crawler(self.template, lid, self.clients("glue"))),
+            "AWS::Glue::Job": lambda: self.jobs.append(
+                _create_job(self.assembly, lid, self.clients("glue"), self.job_runner)),
+            "AWS::StepFunctions::StateMachine": lambda: self._state_machine(lid),
+            "AWS::Events::Rule": lambda: _create_rule(self.template, lid, self.clients("events")),
+        }.get(str(self.template.resources[lid].get("Type")))
+        if create is not None:
+            create()
+
+    def _bucket(self, lid: str) -> None:
+        s3, props = self.clients("s3"), self.template.properties(lid)
+        bucket = self.template.ref(lid)
         s3.create_bucket(Bucket=bucket)
+        self.buckets.append(bucket)
         # Versioned as the template says: S3's events then carry `version-id`, which the state
         # machine's idempotency gate keys on (a re-upload is a new version, a new run).
-        if template.properties(lid).get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    _create_queues(template, clients("sqs"))
-    eventbridge_buckets = _enable_eventbridge_notifications(template, s3)
+        if props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") in (True, "true"):
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            self.eventbridge_buckets.append(bucket)
 
-    topics = []
-    for lid in template.resources_of_type("AWS::SNS::Topic"):
-        topics.append(sns.create_topic(Name=template.name_of(lid))["TopicArn"])
-    for lid in template.resources_of_type("AWS::SNS::Subscription"):
-        props = template.properties(lid)
-        sns.subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+    def _notifications(self, lid: str) -> None:
+        """CDK's notifications resource: EventBridge on, and its SQS destinations (the crawler's
+        S3 events queue)."""
+        props = self.template.properties(lid)
+        config = props.get("NotificationConfiguration", {})
+        notification: dict[str, Any] = {}
+        if "EventBridgeConfiguration" in config:
+            notification["EventBridgeConfiguration"] = {}
+            self.eventbridge_buckets.append(props["BucketName"])
+        if config.get("QueueConfigurations"):
+            notification["QueueConfigurations"] = list(config["QueueConfigurations"])
+        if notification:
+            self.clients("s3").put_bucket_notification_configuration(
+                Bucket=props["BucketName"], NotificationConfiguration=notification)
 
-    for lid in template.resources_of_type("AWS::Glue::Database"):
-        database_input = template.properties(lid)["DatabaseInput"]
-        glue.create_database(DatabaseInput=database_input)
-    crawlers = [_create_crawler(template, lid, glue) for lid in template.resources_of_type("AWS::Glue::Crawler")]
-    jobs = [_create_job(assembly, lid, glue, job_runner) for lid in template.resources_of_type("AWS::Glue::Job")]
+    def _subscription(self, lid: str) -> None:
+        props = self.template.properties(lid)
+        self.clients("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
 
-    # The pipeline's state machine is the one an EventBridge rule starts (the template has others,
-    # such as the custom-resource provider's waiter, which have no local meaning).
-    targeted = {t["Arn"] for lid in template.resources_of_type("AWS::Events::Rule")
-                for t in template.properties(lid).get("Targets", [])}
-    machines = [_create_state_machine(template, lid, clients("stepfunctions"))
-                for lid in template.resources_of_type("AWS::StepFunctions::StateMachine")
-                if template.ref(lid) in targeted]
-    if len(machines) != 1:
-        raise SynthError(f"expected one state machine targeted by a rule, found {len(machines)}")
-    for lid in template.resources_of_type("AWS::Events::Rule"):
-        _create_rule(template, lid, clients("events"))
-    backfill_output = template.body.get("Outputs", {}).get("BackfillStateMachineArn", {}).get("Value")
-    backfill = None
-    if isinstance(backfill_output, dict) and backfill_output.get("Ref") in template.resources_of_type(
-            "AWS::StepFunctions::StateMachine"):
-        backfill = _create_state_machine(template, backfill_output["Ref"], clients("stepfunctions"))
+    def _state_machine(self, lid: str) -> None:
+        if lid == self.backfill_id:
+            self.backfill = _create_state_machine(self.template, lid, self.clients("stepfunctions"))
+        elif self.template.ref(lid) in self.targeted:
+            self.machines.append(_create_state_machine(self.template, lid, self.clients("stepfunctions")))
 
-    if len(eventbridge_buckets) != 1:
-        raise SynthError(f"expected one bucket with EventBridge notifications, found {eventbridge_buckets}")
-    return DeployedStack(
-        state_machine_arn=machines[0],
-        raw_bucket=eventbridge_buckets[0],
-        topic_arns=tuple(topics),
-        crawler_names=tuple(crawlers),
-        job_names=tuple(jobs),
-        buckets=tuple(buckets),
-        backfill_state_machine_arn=backfill,
-    )
+    def deployed(self) -> DeployedStack:
+        if len(self.machines) != 1:
+            raise SynthError(f"expected one state machine targeted by a rule, found {len(self.machines)}")
+        if len(self.eventbridge_buckets) != 1:
+            raise SynthError(f"expected one bucket with EventBridge notifications, found {self.eventbridge_buckets}")
+        return DeployedStack(
+            state_machine_arn=self.machines[0],
+            raw_bucket=self.eventbridge_buckets[0],
+            topic_arns=tuple(self.topics),
+            crawler_names=tuple(self.crawlers),
+            job_names=tuple(self.jobs),
+            buckets=tuple(self.buckets),
+            backfill_state_machine_arn=self.backfill,
+        )
 
 
 def _create_role(template: Template, lid: str, iam: Any) -> str:
+    # Roles exist in the emulated IAM (name, path, trust policy) so that AssumeRole gives stable
+    # role ids (aws:userid). Their policies stay out of moto (it would enforce them with its own
+    # evaluator): the local IAM check reads them from the template (docs/iam-check.md).
     props = template.properties(lid)
     options: dict[str, Any] = {
         "RoleName": template.name_of(lid),
@@ -255,42 +326,14 @@ def _create_role(template: Template, lid: str, iam: Any) -> str:
     return arn
 
 
-def _create_queues(template: Template, sqs: Any) -> None:
-    """The template's SQS queues (the crawler's S3 events queue and the DLQs), with their
-    retention, visibility and redrive policy; the DLQs first exist, then the redrives point at them."""
-    redrives = {}
-    for lid in template.resources_of_type("AWS::SQS::Queue"):
-        props = template.properties(lid)
-        attributes = {name: str(props[key]) for key, name in (("MessageRetentionPeriod", "MessageRetentionPeriod"),
-                                                               ("VisibilityTimeout", "VisibilityTimeout")) if key in props}
-        url = sqs.create_queue(QueueName=template.name_of(lid), Attributes=attributes)["QueueUrl"]
-        if "RedrivePolicy" in props:
-            redrives[url] = json.dumps(props["RedrivePolicy"])
-    for url, redrive in redrives.items():
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": redrive})
-
-
-def _enable_eventbridge_notifications(template: Template, s3: Any) -> list[str]:
-    """Buckets with EventBridge on: set on the bucket itself or through CDK's notifications
-    resource, with that resource's SQS destinations (the crawler's S3 events queue) beside it."""
-    enabled = []
-    queues: dict[str, list[dict[str, Any]]] = {}
-    for lid in template.resources_of_type("AWS::S3::Bucket"):
-        config = template.properties(lid).get("NotificationConfiguration", {})
-        if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") in (True, "true"):
-            enabled.append(template.ref(lid))
-    for lid in template.resources_of_type("Custom::S3BucketNotifications"):
-        props = template.properties(lid)
-        if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
-            enabled.append(props["BucketName"])
-        queues[props["BucketName"]] = list(props.get("NotificationConfiguration", {}).get("QueueConfigurations", []))
-    for bucket in enabled:
-        s3.put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={"EventBridgeConfiguration": {},
-                                       **({"QueueConfigurations": queues[bucket]} if queues.get(bucket) else {})},
-        )
-    return enabled
+def _create_queue(template: Template, lid: str, sqs: Any) -> None:
+    """An SQS queue (the crawler's S3 events queue, the DLQs) with its retention, visibility and
+    redrive policy (its DLQ, a dependency, exists already)."""
+    props = template.properties(lid)
+    attributes = {name: str(props[name]) for name in ("MessageRetentionPeriod", "VisibilityTimeout") if name in props}
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    sqs.create_queue(QueueName=template.name_of(lid), Attributes=attributes)
 
 
 def _create_crawler(template: Template, lid: str, glue: Any) -> str:

@@ -117,7 +117,10 @@ class Catalog(Construct):
                 {"Version": 1.0, "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas"}}
             ),
         )
-        self.crawler.node.add_dependency(self.database)
+        # CreateCrawler reads the event queue as the crawler role: the role's policies (and the
+        # queue's) must exist first, which CloudFormation only guarantees for dependencies
+        # (docs/aws-notes.md, "Checked at creation").
+        self.crawler.node.add_dependency(self.database, self.crawler_role, event_queue)
         self.crawler_arn = stack.format_arn(service="glue", resource="crawler", resource_name=self.crawler.ref)
 
         acknowledge(

@@ -86,6 +86,19 @@ def test_crawler_role_consumes_its_queue_and_nothing_else_of_sqs(template_json):
     assert grant["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
 
 
+def test_crawler_depends_on_its_role_policy_and_its_queue_policy(template_json):
+    """CreateCrawler reads the event queue as the crawler role (docs/aws-notes.md, "Checked at
+    creation"): CloudFormation must have created the role's policy first."""
+    crawler_id, crawler = only(template_json, "AWS::Glue::Crawler")
+    role_id = crawler["Role"]["Fn::GetAtt"][0]
+    queue_id, _ = _crawler_queue(template_json)
+    [role_policy] = [lid for lid, p in resources_of(template_json, "AWS::IAM::Policy").items()
+                     if {"Ref": role_id} in p["Properties"]["Roles"]]
+    [queue_policy] = [lid for lid, p in resources_of(template_json, "AWS::SQS::QueuePolicy").items()
+                      if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
+    assert {role_policy, role_id, queue_policy} <= set(template_json["Resources"][crawler_id]["DependsOn"])
+
+
 def test_security_configuration_encrypts_logs_bookmarks_and_s3(template_json):
     _, sec = only(template_json, "AWS::Glue::SecurityConfiguration")
     enc = sec["EncryptionConfiguration"]
