@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-ACCOUNT = "111122223333"
+ACCOUNT = "123456789012"  # moto's, the fake account tests may name (test_security)
 REGION = "us-east-1"
 STACK_NAME = "AirlineBookingPipeline"
 RELEASES = Path(__file__).resolve().parent / "releases"
