@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements.lock
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(shell node -p "process.versions.node.split('.')[0]" 2>/dev/null)
 
-.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot diagrams iam-calls
+.PHONY: demo test reliability soak install system-deps synth bench lock clean aws-test integ-snapshot diagrams iam-calls release-template
 
 ## demo: run the local pipeline on the bundled sample (no AWS account needed)
 demo: install
@@ -50,6 +50,11 @@ diagrams: install
 ## integ-snapshot: rewrite tests/integ/integ_pipeline.py.snapshot/, the CDK integ test's assembly
 integ-snapshot: install
 	$(PY) -m tests.integ.snapshot
+
+## release-template: when a release is cut, keep the template it deploys (as `cdk deploy` synthesizes
+## it) in tests/infra/releases/<version>.template.json: later releases are checked against it
+release-template: install
+	$(PY) tests/infra/release_template.py
 
 install: system-deps $(VENV)/.installed node_modules/.installed
 

@@ -59,6 +59,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help=__doc__.split("\n\n")[0])
 local_app = typer.Typer(no_args_is_help=True, help="Run files through the local pipeline and query its warehouse.")
 app.add_typer(local_app, name="local")
+DISTRIBUTION = "airline-booking-pipeline"  # pyproject.toml's [project] name
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"airline-ingest {version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print the installed release (CHANGELOG.md) and exit."),
+) -> None:
+    """Airline booking files through the pipeline, locally."""
 err = Console(stderr=True)
 KNOWN_ERRORS = (PipelineError, PostgresError, EmulatorError, JavaNotFoundError, SynthError, FileNotFoundError, OSError)
 

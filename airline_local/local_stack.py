@@ -39,7 +39,7 @@ LOCAL_REGION = "us-east-1"  # the emulator's region
 # A directory shared by several processes for synthesized apps, keyed by their inputs (tests).
 SYNTH_CACHE_ENV = "AIRLINE_LOCAL_SYNTH_CACHE"
 # What the synthesized app depends on: a change to any of these means a new synth.
-SYNTH_INPUTS = ("app.py", "cdk.json", "stacks", "glue_scripts", "sql")
+SYNTH_INPUTS = ("app.py", "cdk.json", "pyproject.toml", "stacks", "glue_scripts", "sql")  # pyproject: the version tag
 # Glue job arguments that configure Glue itself, not the script: the job runner supplies what
 # they stand for (extra files in the working directory, packages from the project's venv).
 GLUE_SYSTEM_ARGUMENTS = frozenset({

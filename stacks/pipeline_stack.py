@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Fn, Stack
+import tomllib
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Fn, Stack, Tags
 from constructs import Construct
 
 from stacks.audit import Audit
@@ -17,6 +20,21 @@ from stacks.storage import RAW_PREFIX, Storage
 from stacks.warehouse import Warehouse
 
 
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+# The release a deployed stack runs, on every taggable resource (CHANGELOG.md, docs/upgrading.md).
+VERSION_TAG = "airline:version"
+
+
+def release_version() -> str:
+    """The project's version, from pyproject.toml: the app is synthesized from the source tree,
+    where an installed package's metadata can be stale (its metadata only outside a checkout)."""
+    if not PYPROJECT.is_file():
+        from importlib.metadata import version
+
+        return version("airline-booking-pipeline")
+    return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
+
+
 class PipelineStack(Stack):
     """S3 upload → EventBridge → Step Functions (crawler, Glue job) → Redshift, SNS, CloudTrail."""
 
@@ -26,6 +44,8 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config or config_from_node(self.node)
         cfg = self.config
+        # Tag updates are in place for every tagged type (tests/infra/test_upgrades.py checks).
+        Tags.of(self).add(VERSION_TAG, release_version())
 
         self.storage = Storage(self, "Storage", config=cfg)
         bucket, key = self.storage.raw_bucket, self.storage.key
