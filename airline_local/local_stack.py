@@ -7,9 +7,10 @@ notifications, the SNS topics and subscriptions, the SQS queues (and the bucket'
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
 definition's references resolved to local names, and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
-resources (the warehouse schema) through their handlers (airline_local.custom_resources). Resources
-with no local meaning (KMS, VPC,
-CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists the differences.
+resources (the warehouse schema) through their handlers (airline_local.custom_resources), and the
+CloudWatch alarms (their actions: airline_local.aws.service_deliveries). Resources with no local
+meaning (KMS, VPC, CloudTrail, dashboards, Redshift Serverless itself) are skipped: the README lists
+the differences.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from airline_local.aws.cfn import ACCOUNT_ID, Template
+from airline_local.aws.service_deliveries import create_alarms
 from airline_local.custom_resources import run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
@@ -204,6 +206,9 @@ def _create_resources(assembly: CloudAssembly, clients: Any, job_runner: JobRunn
     for lid in template.resources_of_type("AWS::SNS::Subscription"):
         props = template.properties(lid)
         sns.subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+
+    # The alarms, whose actions publish as CloudWatch does (airline_local.aws.service_deliveries).
+    create_alarms(template, clients("cloudwatch"))
 
     for lid in template.resources_of_type("AWS::Glue::Database"):
         database_input = template.properties(lid)["DatabaseInput"]

@@ -527,9 +527,23 @@ class IamCheck:
         """A request the hook could not even read: refused as an error."""
         return Verdict("unmapped", f"the local IAM check cannot judge this request: {message}")
 
+    def authorize_service(self, service_principal: str, action: str, resource: str,
+                          context: Mapping[str, Any] | None = None) -> Authorization:
+        """A call an AWS service makes as its service principal on the account's behalf, with no
+        access key (a CloudWatch alarm publishing, S3 delivering an event): judged by the resource
+        and key policies with the request's ``context`` (aws:SourceArn, aws:SourceAccount; the
+        service calls over TLS). Memoized and logged as an actor's call is."""
+        principal = Principal.service(service_principal)
+        authorization = self._authorize_principal(principal, _ask(action, resource, **dict(context or {})))
+        self.log.append((principal.arn, action, resource, "allowed" if authorization.allowed else "denied"))
+        return authorization
+
     def _authorize(self, identity: Identity, ask: Ask) -> Authorization:
         principal = identity.principal
         assert principal is not None
+        return self._authorize_principal(principal, ask)
+
+    def _authorize_principal(self, principal: Principal, ask: Ask) -> Authorization:
         key = (principal, ask)
         found = self._memo.get(key)
         if found is None:
