@@ -78,6 +78,21 @@ def test_topic_is_kms_encrypted_tls_only_and_has_no_subscription_by_default(temp
     assert recipients["Value"].startswith("NONE")
 
 
+def test_every_alarm_may_publish_to_the_topic_as_cloudwatch(template_json):
+    """enforce_ssl's topic policy replaces SNS's default one: CloudWatch (for this account's alarms
+    in this region) needs its own Allow, or no alarm emails (issue 21; tests/local proves it)."""
+    topic_id, _ = only(template_json, "AWS::SNS::Topic")
+    (policy,) = resources_of(template_json, "AWS::SNS::TopicPolicy").values()
+    [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                   if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Allow", "sns:Publish", {"Ref": topic_id})
+    condition = statement["Condition"]
+    assert render(condition["ArnLike"]["aws:SourceArn"]) == "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*"
+    assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    alarms = resources_of(template_json, "AWS::CloudWatch::Alarm")
+    assert alarms and all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms.values())
+
+
 def test_missing_emails_produce_a_synth_warning(cloud_assembly):
     import json
 
