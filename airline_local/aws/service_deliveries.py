@@ -24,6 +24,7 @@ and "S3 event notifications to the crawler's queue".
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -233,6 +234,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "+0000")
 
 
+@functools.lru_cache(maxsize=None)
 def _region_name(region: str) -> str:
     """The region's long name, as CloudWatch writes it in notifications ("US East (N. Virginia)")."""
     from botocore.loaders import create_loader

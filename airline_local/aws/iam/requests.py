@@ -148,6 +148,10 @@ def _topic(call: Call, arns: _Arns) -> str:
     return str(call.params.get("TopicArn") or call.params.get("TargetArn") or _p(call, "TopicArn"))
 
 
+def _alarm(call: Call, arns: _Arns) -> str:
+    return f"arn:aws:cloudwatch:{arns.prefix}:alarm:{_p(call, 'AlarmName')}"
+
+
 def _events_put(call: Call, arns: _Arns) -> list[Ask]:
     buses = {str(entry.get("EventBusName") or "default") for entry in call.params.get("Entries", [])} or {"default"}
     return [_ask("events:PutEvents", bus if bus.startswith("arn:") else arns.events(f"event-bus/{bus}"))
@@ -280,6 +284,10 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("events", "PutEvents"): _events_put,
     ("events", "PutRule"): _named("events:PutRule", lambda c, a: a.events(f"rule/{_p(c, 'Name')}")),
     ("events", "PutTargets"): _named("events:PutTargets", lambda c, a: a.events(f"rule/{_p(c, 'Rule')}")),
+    # CloudWatch: the deploy's alarms; SetAlarmState (how an operator tests an alarm's actions)
+    ("cloudwatch", "PutMetricAlarm"): _named("cloudwatch:PutMetricAlarm", lambda c, a: _alarm(c, a)),
+    ("cloudwatch", "SetAlarmState"): _named("cloudwatch:SetAlarmState", lambda c, a: _alarm(c, a)),
+    ("cloudwatch", "DescribeAlarms"): _everything("cloudwatch:DescribeAlarms"),
     # IAM (the deploy)
     ("iam", "CreateRole"): _iam_role("iam:CreateRole"),
     ("iam", "GetRole"): _iam_role("iam:GetRole"),
