@@ -118,3 +118,15 @@ def test_trail_logs_data_events_of_the_raw_bucket_validated_and_encrypted(templa
     trail_key = next(v["Properties"] for k, v in resources_of(template_json, "AWS::KMS::Key").items() if k.startswith("AuditTrailKey"))
     cloudtrail = [s for s in trail_key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}]
     assert any("kms:GenerateDataKey*" in str(s["Action"]) for s in cloudtrail)
+
+
+def test_the_idle_cost_table_counts_the_templates_alarms_and_dashboards(template_json):
+    """docs/deploying.md prices every alarm and dashboard the stack deploys (issue 21: it said 4)."""
+    import re
+    from pathlib import Path
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text(encoding="utf-8")
+    for resource_type, row in (("AWS::CloudWatch::Alarm", "CloudWatch alarms"), ("AWS::CloudWatch::Dashboard", "CloudWatch dashboard")):
+        counted = re.search(rf"^\| {row} \| (\d+)", table, re.MULTILINE)
+        assert counted, f"docs/deploying.md has no '| {row} | <count>' row"
+        assert int(counted.group(1)) == len(resources_of(template_json, resource_type)), (row, resource_type)
