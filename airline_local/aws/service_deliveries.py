@@ -101,10 +101,10 @@ def alarm_notification(alarm: Any, old_state: str, region_name: str) -> tuple[st
     return subject[:100], json.dumps(message)  # SNS subjects are at most 100 characters
 
 
-def run_alarm_actions(alarm: Any, old_state: str, publish: Callable[[str, str, str], None] | None = None) -> None:
+def run_alarm_actions(alarm: Any, old_state: str) -> None:
     """Run the actions of ``alarm``'s new state, as CloudWatch does after a state change: publish
     its notification to each SNS action as cloudwatch.amazonaws.com (authorized by the IAM check
-    when it is on). ``publish(topic_arn, subject, message)`` defaults to moto's SNS topic."""
+    when it is on)."""
     if alarm.state_value == old_state or not alarm.actions_enabled:
         return
     _, _, _, region, account, *_ = alarm.alarm_arn.split(":")
@@ -117,7 +117,7 @@ def run_alarm_actions(alarm: Any, old_state: str, publish: Callable[[str, str, s
         actor = f"CloudWatch alarm {alarm.alarm_arn}"
         if _allowed(actor, CLOUDWATCH_SERVICE_PRINCIPAL, "sns:Publish", action, context):
             try:
-                (publish or _publish_to_topic)(action, subject, message)
+                _publish_to_topic(action, subject, message)
             except Exception:  # CloudWatch records a failed action in the alarm's history, nothing more
                 LOG.exception("alarm %s: could not publish to %s", alarm.name, action)
 
