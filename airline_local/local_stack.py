@@ -7,11 +7,11 @@ notifications, the SNS topics and subscriptions, the SQS queues (and the bucket'
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
 definition's references resolved to local names, and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
-resources (the warehouse schema) through their handlers (airline_local.custom_resources). Resources
-with no local meaning (KMS, VPC,
-CloudTrail, alarms, Redshift Serverless itself) are skipped: the README lists the differences.
-Every resource, skipped or not, is created in CloudFormation's order and first goes through what
-AWS checks at its creation (`deploy`).
+resources (the warehouse schema) through their handlers (airline_local.custom_resources), and the
+CloudWatch alarms (their actions: airline_local.aws.service_deliveries). Resources with no local
+meaning (KMS, VPC, CloudTrail, dashboards, Redshift Serverless itself) are skipped: the README lists
+the differences. Every resource, skipped or not, is created in CloudFormation's order and first goes
+through what AWS checks at its creation (`deploy`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 from airline_local.aws.cfn import ACCOUNT_ID, Template
 from airline_local.aws.cfn_order import creation_order, dependencies
 from airline_local.aws.iam.creation_checks import CreationChecks
+from airline_local.aws.service_deliveries import create_alarm
 from airline_local.custom_resources import provider_resources, run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
@@ -205,7 +206,7 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner, *,
 
 class _Creator:
     """Creates one resource at a time in the emulator, by type; resources with no local meaning
-    (KMS, VPC, CloudTrail, alarms, policies: the IAM check reads those from the template) are
+    (KMS, VPC, CloudTrail, dashboards, policies: the IAM check reads those from the template) are
     skipped."""
 
     def __init__(self, assembly: CloudAssembly, clients: Any, job_runner: JobRunner) -> None:
@@ -250,6 +251,8 @@ class _Creator:
                 _create_job(self.assembly, lid, self.clients("glue"), self.job_runner)),
             "AWS::StepFunctions::StateMachine": lambda: self._state_machine(lid),
             "AWS::Events::Rule": lambda: _create_rule(self.template, lid, self.clients("events")),
+            # Its actions publish as CloudWatch does (airline_local.aws.service_deliveries).
+            "AWS::CloudWatch::Alarm": lambda: create_alarm(self.template, lid, self.clients("cloudwatch")),
         }.get(str(self.template.resources[lid].get("Type")))
         if create is not None:
             create()

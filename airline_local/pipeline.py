@@ -301,7 +301,9 @@ class LocalPipeline:
                         if arn not in self._claimed:
                             self._claimed.add(arn)
                             return arn
-            if self._denials_for(upload):  # the rule was refused: no execution will come
+            # The rule was refused: no execution will come (a refused S3 -> queue delivery for the
+            # same key does not stop EventBridge's).
+            if any(d.actor.startswith("EventBridge") for d in self._denials_for(upload)):
                 return None
             time.sleep(0.1)
         return None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, CfnOutput
+from aws_cdk import Annotations, CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -30,6 +31,22 @@ class Notifications(Construct):
             display_name="Airline booking ingestion",
             master_key=key,
             enforce_ssl=True,
+        )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: without this
+        # statement no alarm could publish (the key policy's AllowCloudWatchAlarmsToPublish covers
+        # the KMS side). Only this account's alarms, in this region (confused deputy).
+        stack = Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
         )
         for email in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))

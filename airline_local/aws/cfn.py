@@ -34,6 +34,7 @@ _NAME_PROPERTY: dict[str, tuple[str, ...]] = {
     "AWS::RedshiftServerless::Namespace": ("NamespaceName",),
     "AWS::Lambda::Function": ("FunctionName",),
     "AWS::SecretsManager::Secret": ("Name",),
+    "AWS::CloudWatch::Alarm": ("AlarmName",),
 }
 
 
@@ -151,6 +152,8 @@ class Template:
             return self._arn("events", f"rule/{name}")
         if resource_type == "AWS::Lambda::Function":
             return self._arn("lambda", f"function:{name}")
+        if resource_type == "AWS::CloudWatch::Alarm":
+            return self._arn("cloudwatch", f"alarm:{name}")
         return self._arn(service.lower(), f"{kind.lower()}/{name}")
 
     def _arn(self, service: str, resource: str) -> str:

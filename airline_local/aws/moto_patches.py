@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import distributed_map
+from airline_local.aws import distributed_map, service_deliveries
 
 LOG = logging.getLogger(__name__)
 
@@ -1000,6 +1000,8 @@ def _iam_call(response: Any, resource: str) -> Any:
     if service in _JSON_SERVICES:
         body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")
         params = json.loads(body or "{}")
+    elif service == "cloudwatch":  # botocore speaks CBOR to CloudWatch, which moto parses into .params
+        params = dict(response.params or {})
     else:  # query protocol: form parameters are in the querystring
         params = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in (response.querystring or {}).items()}
     return Call(service, response._get_action(), response.region, response.current_account, params)
@@ -1201,4 +1203,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     check_iam_of_every_call,
     sign_state_machine_tasks_with_its_role,
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
+    *service_deliveries.PATCHES,  # alarm actions, S3 -> SQS, as service principals (service_deliveries.py)
 )

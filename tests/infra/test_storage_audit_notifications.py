@@ -78,6 +78,21 @@ def test_topic_is_kms_encrypted_tls_only_and_has_no_subscription_by_default(temp
     assert recipients["Value"].startswith("NONE")
 
 
+def test_every_alarm_may_publish_to_the_topic_as_cloudwatch(template_json):
+    """enforce_ssl's topic policy replaces SNS's default one: CloudWatch (for this account's alarms
+    in this region) needs its own Allow, or no alarm emails (issue 21; tests/local proves it)."""
+    topic_id, _ = only(template_json, "AWS::SNS::Topic")
+    (policy,) = resources_of(template_json, "AWS::SNS::TopicPolicy").values()
+    [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                   if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Allow", "sns:Publish", {"Ref": topic_id})
+    condition = statement["Condition"]
+    assert render(condition["ArnLike"]["aws:SourceArn"]) == "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*"
+    assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    alarms = resources_of(template_json, "AWS::CloudWatch::Alarm")
+    assert alarms and all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms.values())
+
+
 def test_missing_emails_produce_a_synth_warning(cloud_assembly):
     import json
 
@@ -103,3 +118,15 @@ def test_trail_logs_data_events_of_the_raw_bucket_validated_and_encrypted(templa
     trail_key = next(v["Properties"] for k, v in resources_of(template_json, "AWS::KMS::Key").items() if k.startswith("AuditTrailKey"))
     cloudtrail = [s for s in trail_key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}]
     assert any("kms:GenerateDataKey*" in str(s["Action"]) for s in cloudtrail)
+
+
+def test_the_idle_cost_table_counts_the_templates_alarms_and_dashboards(template_json):
+    """docs/deploying.md prices every alarm and dashboard the stack deploys (issue 21: it said 4)."""
+    import re
+    from pathlib import Path
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text(encoding="utf-8")
+    for resource_type, row in (("AWS::CloudWatch::Alarm", "CloudWatch alarms"), ("AWS::CloudWatch::Dashboard", "CloudWatch dashboard")):
+        counted = re.search(rf"^\| {row} \| (\d+)", table, re.MULTILINE)
+        assert counted, f"docs/deploying.md has no '| {row} | <count>' row"
+        assert int(counted.group(1)) == len(resources_of(template_json, resource_type)), (row, resource_type)

@@ -22,7 +22,7 @@ from typing import Any
 
 from airline_local.aws.cfn import Template
 
-__all__ = ["ACTORS", "actor_role", "add_deny", "policy_documents", "remove_action", "transform"]
+__all__ = ["ACTORS", "actor_role", "add_deny", "policy_documents", "remove_action", "remove_service_grant", "transform"]
 
 _POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 
@@ -119,6 +119,29 @@ def add_deny(body: dict[str, Any], role_or_policy: str, action: str | list[str],
         statement["Condition"] = dict(condition)
     documents[0]["Statement"] = [*_statements(documents[0]), statement]
     return statement
+
+
+def remove_service_grant(body: dict[str, Any], service: str, action: str) -> list[str]:
+    """Remove, from every resource policy (topic, queue, bucket policies and key policies), the Allow
+    statements that give the service principal ``service`` the ``action`` (spelled as in the
+    template, e.g. ``sns:Publish`` or ``kms:GenerateDataKey*``). Returns the logical ids of the
+    policies changed; raises ``ValueError`` when none grants it."""
+    changed = []
+    for lid, resource in body["Resources"].items():
+        properties = resource.get("Properties", {})
+        document = properties.get("KeyPolicy") if resource["Type"] == "AWS::KMS::Key" else properties.get("PolicyDocument")
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role") or not document:
+            continue
+        statements = _statements(document)
+        kept = [s for s in statements if not (
+            s.get("Effect") == "Allow" and service in _as_list((s.get("Principal") or {}).get("Service"))
+            and any(a.lower() == action.lower() for a in _as_list(s.get("Action"))))]
+        if len(kept) != len(statements):
+            document["Statement"] = kept
+            changed.append(lid)
+    if not changed:
+        raise ValueError(f"no resource policy allows {service} {action}")
+    return changed
 
 
 def transform(*mutations: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -425,3 +425,18 @@ def test_local_mode_synthesizes_the_template_cdk_deploy_would_deploy(body: Mappi
     text = json.dumps(body)
     assert f"arn:aws:glue:{LOCAL_REGION}:{ACCOUNT_ID}:crawler/" in text
     assert f"cdk-hnb659fds-assets-{ACCOUNT_ID}-{LOCAL_REGION}" in text
+
+
+def test_cloudwatch_publishes_for_this_accounts_alarms_through_the_topic_and_key_policies(stack):
+    """An alarm's action: sns:Publish as cloudwatch.amazonaws.com, then the KMS requests SNS makes for
+    it, which carry the sender's aws:SourceAccount / aws:SourceArn (the key policy conditions on it)."""
+    cloudwatch = Principal.service("cloudwatch.amazonaws.com")
+    alarm_arn = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:AnyAlarmOfTheAccount"
+    sent = {**TLS, "aws:SourceArn": alarm_arn, "aws:SourceAccount": ACCOUNT_ID}
+    allowed = stack.authorizer.authorize(cloudwatch, "sns:Publish", stack.topic_arn, sent)
+    assert allowed.allowed, allowed.message
+    assert [c.action for c in allowed.checks] == ["sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"]
+    # Another account's alarm: the topic policy's conditions refuse it.
+    foreign = {**sent, "aws:SourceArn": alarm_arn.replace(ACCOUNT_ID, "999999999999"), "aws:SourceAccount": "999999999999"}
+    refused = stack.authorizer.authorize(cloudwatch, "sns:Publish", stack.topic_arn, foreign)
+    assert not refused.allowed and refused.denial.action == "sns:Publish"

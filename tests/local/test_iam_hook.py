@@ -214,7 +214,8 @@ def test_operator_calls_are_allowed_unchecked_and_recorded(stack):
     # The deploy went through the hook as the operator (every deploy call is mapped).
     actions = {entry[1] for entry in stack.check.log if entry[0] == operator_arn}
     assert {"iam:CreateRole", "s3:CreateBucket", "s3:PutBucketNotification", "glue:CreateCrawler", "glue:CreateJob",
-            "states:CreateStateMachine", "events:PutRule", "events:PutTargets", "sns:CreateTopic"} <= actions
+            "states:CreateStateMachine", "events:PutRule", "events:PutTargets", "sns:CreateTopic",
+            "cloudwatch:PutMetricAlarm"} <= actions
     assert OPERATOR_CREDENTIALS["aws_access_key_id"] == "LOCALOPERATORKEY0000"
     # The operator may call what no actor calls (listing every queue), allowed and logged as
     # unmapped; the deploy above made no such call.

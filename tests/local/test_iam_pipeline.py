@@ -6,6 +6,7 @@ starts it as the rule target's role, the crawler reads S3 as its role; and an ad
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from airline_local.aws.moto_patches import (
 )
 from airline_local.generator import write_csv
 from airline_local.pipeline import LocalPipeline, temporary_state_dir
-from tests.local.iam_mutations import actor_role, add_deny, remove_action
+from tests.local.iam_mutations import actor_role, add_deny, remove_action, remove_service_grant
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,104 @@ def test_a_state_machine_target_without_a_role_starts_nothing_and_is_recorded(pi
     assert (denial.object_key, denial.action, denial.resource) == (
         "raw/bookings/roleless.csv", "states:StartExecution", pipeline.stack.state_machine_arn)
     assert "needs a RoleArn" in denial.describe()
+
+
+# --- services acting on the account's behalf: CloudWatch alarm actions, S3 -> SQS (issue 21) -----
+
+
+def alarm_names(pipeline: LocalPipeline) -> list[str]:
+    return [pipeline.template.name_of(lid) for lid in pipeline.template.resources_of_type("AWS::CloudWatch::Alarm")]
+
+
+def emails_of_alarm(pipeline: LocalPipeline, name: str) -> list[Any]:
+    return [m for m in pipeline.emulator.mailbox.messages() if f'"{name}"' in str(m["Subject"])]
+
+
+def test_every_alarm_of_the_template_emails_once_when_it_enters_alarm(pipeline):
+    """CloudWatch publishes as cloudwatch.amazonaws.com, through the topic policy and the key policy."""
+    cloudwatch = pipeline.emulator.client("cloudwatch")
+    names = alarm_names(pipeline)
+    assert len(names) >= 6, names  # every alarm of the template, whatever their number
+    denials_before = len(RUNTIME.denials)
+    try:
+        for name in names:
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="issue 21: every alarm")
+        for name in names:
+            [email] = emails_of_alarm(pipeline, name)
+            notification = json.loads(email.get_content())
+            (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+            assert (notification["AlarmArn"], notification["NewStateValue"]) == (alarm["AlarmArn"], "ALARM")
+            assert email["X-SNS-Topic-Arn"] in alarm["AlarmActions"] == notification["AlarmActions"]
+        assert list(RUNTIME.denials)[denials_before:] == []
+        publishes = [e for e in pipeline.iam.log if e[0] == "cloudwatch.amazonaws.com"]
+        assert {(e[1], e[3]) for e in publishes} == {("sns:Publish", "allowed")}, publishes
+    finally:
+        for name in names:  # back to OK (no OKActions: no email), for the next test
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="reset")
+
+
+def test_without_the_topic_policy_statement_for_cloudwatch_no_alarm_email_and_a_denial(pipeline, mutate):
+    mutate(lambda body: remove_service_grant(body, "cloudwatch.amazonaws.com", "sns:Publish"))
+    cloudwatch = pipeline.emulator.client("cloudwatch")
+    name = alarm_names(pipeline)[0]
+    before = len(emails_of_alarm(pipeline, name))
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="issue 21: no topic policy")
+    try:
+        assert len(emails_of_alarm(pipeline, name)) == before
+        denial = RUNTIME.denials[-1]
+        alarm_arn = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:{name}"
+        assert (denial.actor, denial.principal, denial.action, denial.resource) == (
+            f"CloudWatch alarm {alarm_arn}", "cloudwatch.amazonaws.com", "sns:Publish", pipeline.stack.topic_arns[0])
+        assert "because no resource-based policy allows the sns:Publish action" in denial.message, denial.message
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="reset")
+
+
+def test_without_the_key_policy_statement_for_cloudwatch_no_alarm_email_and_a_kms_denial(pipeline, mutate):
+    mutate(lambda body: remove_service_grant(body, "cloudwatch.amazonaws.com", "kms:GenerateDataKey*"))
+    cloudwatch = pipeline.emulator.client("cloudwatch")
+    name = alarm_names(pipeline)[-1]
+    before = len(emails_of_alarm(pipeline, name))
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="issue 21: no key policy")
+    try:
+        assert len(emails_of_alarm(pipeline, name)) == before
+        denial = RUNTIME.denials[-1]
+        assert (denial.principal, denial.action) == ("cloudwatch.amazonaws.com", "sns:Publish"), denial
+        assert "not authorized to perform: kms:GenerateDataKey" in denial.message, denial.message
+        assert f"on behalf of sns:Publish on {pipeline.stack.topic_arns[0]}" in denial.message, denial.message
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="reset")
+
+
+def test_s3_delivers_to_the_crawler_queue_only_as_its_queue_policy_allows(pipeline, mutate):
+    """S3 -> the crawler's event queue is judged as s3.amazonaws.com (aws:SourceArn = the bucket).
+    A .txt key: under the queue's prefix, outside the EventBridge rule's suffixes (no execution)."""
+    s3, sqs = pipeline.emulator.client("s3"), pipeline.emulator.client("sqs")
+    (queue_url,) = [u for u in sqs.list_queues()["QueueUrls"]
+                    if "CrawlerEvents" in u and "Dlq" not in u]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bucket = pipeline.stack.raw_bucket
+
+    def queued() -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    before = queued()
+    try:
+        pipeline.check_iam_with(lambda body: remove_service_grant(body, "s3.amazonaws.com", "sqs:SendMessage"))
+        s3.put_object(Bucket=bucket, Key="raw/bookings/refused.txt", Body=b"not a booking file")
+        assert queued() == before
+        denial = RUNTIME.denials[-1]
+        assert (denial.actor, denial.principal, denial.action, denial.resource, denial.object_key) == (
+            f"S3 bucket arn:aws:s3:::{bucket}", "s3.amazonaws.com", "sqs:SendMessage", queue_arn,
+            "raw/bookings/refused.txt")
+        assert "because no resource-based policy allows the sqs:SendMessage action" in denial.message, denial.message
+
+        pipeline.check_iam_with(None)  # the template as synthesized: its queue policy lets S3 send
+        s3.put_object(Bucket=bucket, Key="raw/bookings/allowed.txt", Body=b"not a booking file")
+        assert queued() == before + 1
+        assert ("s3.amazonaws.com", "sqs:SendMessage", queue_arn, "allowed") in pipeline.iam.log
+    finally:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "raw/bookings/refused.txt"},
+                                                             {"Key": "raw/bookings/allowed.txt"}]})
+        sqs.purge_queue(QueueUrl=queue_url)  # the crawler never sees these test objects

@@ -173,7 +173,8 @@ class Authorizer:
         checks = [self._call_check(principal, action, resource_arn, context)]
         if checks[0].allowed:
             for kms_action, binding, encryption_context in self._kms_requests(action, resource_arn):
-                check = self._kms_check(principal, kms_action, binding, encryption_context, f"{action} on {resource_arn}")
+                check = self._kms_check(principal, kms_action, binding, encryption_context, f"{action} on {resource_arn}",
+                                        _source_keys(principal, context))
                 checks.append(check)
                 if not check.allowed:
                     return Authorization(principal, action, resource_arn, tuple(checks), _KMS_ERROR_CODES.get(service, "AccessDenied"))
@@ -247,9 +248,11 @@ class Authorizer:
         binding: EncryptionBinding,
         encryption_context: Mapping[str, str],
         on_behalf_of: str,
+        source_keys: Mapping[str, Any] | None = None,
     ) -> Check:
         key = self.store.key(binding.key_arn)
         context: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
+        context.update(source_keys or {})
         context["kms:EncryptionContextKeys"] = list(encryption_context)
         if not principal.is_service:
             # Forward access: the service calls KMS with the caller's identity.
@@ -258,7 +261,8 @@ class Authorizer:
             context["kms:CallerAccount"] = principal.account
             context["aws:ViaAWSService"] = True
         # The caller's own request keys (aws:SecureTransport, aws:SourceIp, ...) are not carried
-        # into the service's KMS request: AWS does not document them there.
+        # into the service's KMS request: AWS does not document them there (a service principal's
+        # aws:SourceArn / aws:SourceAccount are: _source_keys).
         request = Request(principal, kms_action, key.arn, {**context, **principal.context_keys()})
         identity = self.store.identity_policies(principal)
         decision = evaluate(request, identity, key.policy, kms_key=True)
@@ -266,6 +270,16 @@ class Authorizer:
         if not decision.allowed:
             message = f"{message} (KMS request made by {binding.kind} on behalf of {on_behalf_of})"
         return Check(decision, message, on_behalf_of=on_behalf_of, key_arn=key.arn)
+
+
+def _source_keys(principal: Principal, context: Mapping[str, Any]) -> dict[str, Any]:
+    """A service principal acting for a resource of the account (a CloudWatch alarm publishing, S3
+    delivering an event) carries aws:SourceArn / aws:SourceAccount into the KMS request the
+    destination service makes for it: AWS's key-policy examples for such senders condition on them
+    (docs/aws-notes.md, "CloudWatch alarms publishing to the encrypted topic")."""
+    if not principal.is_service:
+        return {}
+    return {k: context[k] for k in ("aws:SourceArn", "aws:SourceAccount") if k in context}
 
 
 def local_secret_version_id(secret_arn: str) -> str:

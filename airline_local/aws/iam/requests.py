@@ -148,6 +148,10 @@ def _topic(call: Call, arns: _Arns) -> str:
     return str(call.params.get("TopicArn") or call.params.get("TargetArn") or _p(call, "TopicArn"))
 
 
+def _alarm(call: Call, arns: _Arns) -> str:
+    return f"arn:aws:cloudwatch:{arns.prefix}:alarm:{_p(call, 'AlarmName')}"
+
+
 def _events_put(call: Call, arns: _Arns) -> list[Ask]:
     buses = {str(entry.get("EventBusName") or "default") for entry in call.params.get("Entries", [])} or {"default"}
     return [_ask("events:PutEvents", bus if bus.startswith("arn:") else arns.events(f"event-bus/{bus}"))
@@ -280,6 +284,10 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("events", "PutEvents"): _events_put,
     ("events", "PutRule"): _named("events:PutRule", lambda c, a: a.events(f"rule/{_p(c, 'Name')}")),
     ("events", "PutTargets"): _named("events:PutTargets", lambda c, a: a.events(f"rule/{_p(c, 'Rule')}")),
+    # CloudWatch: the deploy's alarms; SetAlarmState (how an operator tests an alarm's actions)
+    ("cloudwatch", "PutMetricAlarm"): _named("cloudwatch:PutMetricAlarm", lambda c, a: _alarm(c, a)),
+    ("cloudwatch", "SetAlarmState"): _named("cloudwatch:SetAlarmState", lambda c, a: _alarm(c, a)),
+    ("cloudwatch", "DescribeAlarms"): _everything("cloudwatch:DescribeAlarms"),
     # IAM (the deploy)
     ("iam", "CreateRole"): _iam_role("iam:CreateRole"),
     ("iam", "GetRole"): _iam_role("iam:GetRole"),
@@ -527,9 +535,23 @@ class IamCheck:
         """A request the hook could not even read: refused as an error."""
         return Verdict("unmapped", f"the local IAM check cannot judge this request: {message}")
 
+    def authorize_service(self, service_principal: str, action: str, resource: str,
+                          context: Mapping[str, Any] | None = None) -> Authorization:
+        """A call an AWS service makes as its service principal on the account's behalf, with no
+        access key (a CloudWatch alarm publishing, S3 delivering an event): judged by the resource
+        and key policies with the request's ``context`` (aws:SourceArn, aws:SourceAccount; the
+        service calls over TLS). Memoized and logged as an actor's call is."""
+        principal = Principal.service(service_principal)
+        authorization = self._authorize_principal(principal, _ask(action, resource, **dict(context or {})))
+        self.log.append((principal.arn, action, resource, "allowed" if authorization.allowed else "denied"))
+        return authorization
+
     def _authorize(self, identity: Identity, ask: Ask) -> Authorization:
         principal = identity.principal
         assert principal is not None
+        return self._authorize_principal(principal, ask)
+
+    def _authorize_principal(self, principal: Principal, ask: Ask) -> Authorization:
         key = (principal, ask)
         found = self._memo.get(key)
         if found is None:
