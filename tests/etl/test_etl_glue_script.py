@@ -146,7 +146,7 @@ def data_api_endpoint():
         emulator = Emulator(state / "emulator")
     saved = emulator.data_api
     warehouse = Warehouse(server.dsn)
-    warehouse.apply_schema(REPO_ROOT / "sql" / "001_schema.sql")
+    warehouse.apply_migrations()
     api = DataApiEmulator(warehouse)
     emulator.data_api = api
     try:
