@@ -380,8 +380,8 @@ def is_complete(event: dict[str, Any], context: Any = None, client: Any = None, 
     props = event["ResourceProperties"]
     migrations = migrations_of(props)
     runner = _Runner(client or _client(), props, _deadline(context), sleep)
-    bootstrap = runner.client.describe_statement(Id=statement_id)
-    if bootstrap["Status"] not in FINAL:
+    bootstrap = runner.wait(statement_id)
+    if bootstrap is None:
         return {"IsComplete": False}
     if bootstrap["Status"] != "FINISHED":
         raise SchemaDeploymentError(f"Creating {MIGRATIONS_TABLE} {failure_text(bootstrap)}")

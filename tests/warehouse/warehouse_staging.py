@@ -171,3 +171,15 @@ def bookings_table(rows: int, offset: int) -> pa.Table:
 def fetch(warehouse: Warehouse, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(warehouse.dsn, options="-c TimeZone=UTC") as conn:
         return conn.execute(query, params).fetchall()
+
+
+class DataApiClient:
+    """A boto3-shaped redshift-data client on a DataApiEmulator in this process: keyword
+    arguments in, the emulator's response dicts out (its errors raised as they are)."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def __getattr__(self, action: str) -> Any:
+        method = getattr(self.api, action)
+        return lambda **request: method(request)
