@@ -199,13 +199,13 @@ def test_a_failing_migration_is_rolled_back_and_the_warehouse_stays_at_the_versi
         "INSERT INTO airline.no_such_table VALUES (1)")]
     with pytest.raises(handler.SchemaDeploymentError) as failed:
         deploy(client, properties(broken), request_type="Create")
+    # 0001-0003 of the same deploy are kept (each its own transaction); nothing of 0004 is
+    assert [v for v, _ in recorded(fresh)] == ["0001", "0002", "0003"]
+    assert "half_done" not in tables(fresh) and "rows_half" not in columns(fresh, "ingestion_runs")
     message = str(failed.value)
     assert message.startswith("migration 0004 (half done) FAILED (statement ")
     assert 'ERROR: relation "airline.no_such_table" does not exist' in message
     assert message.endswith("It was rolled back: the warehouse stays at 0003, the version before it.")
-    # 0001-0003 of the same deploy are kept (each its own transaction); nothing of 0004 is
-    assert [v for v, _ in recorded(fresh)] == ["0001", "0002", "0003"]
-    assert "half_done" not in tables(fresh) and "rows_half" not in columns(fresh, "ingestion_runs")
     # the next deploy, with 0004 fixed, goes on from 0003
     fixed = broken[:3] + [migration("0004", "half done", "CREATE TABLE airline.half_done (a INT)")]
     assert deploy(client, properties(fixed))["Data"] == {"SchemaVersion": "0004", "Migrated": "0004"}
