@@ -171,6 +171,9 @@ def _create(assembly: Any, resource: ProviderResource, service: str, function_cl
             if answer.get("IsComplete"):
                 data.update(answer.get("Data") or {})
                 break
+            if answer.get("Data"):  # the framework refuses it: its waiter calls again with onEvent's event
+                raise CustomResourceError(f"{resource.logical_id} ({resource.resource_type}) CREATE_FAILED: "
+                                          '"Data" is not allowed if "IsComplete" is "False"')
             if time.monotonic() - started > timeout:
                 raise CustomResourceError(f"{resource.logical_id} ({resource.resource_type}) CREATE_FAILED: "
                                           f"not complete after {timeout:.0f} s (the Provider framework's total timeout)")
