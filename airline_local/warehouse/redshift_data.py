@@ -36,7 +36,6 @@ from airline_local.warehouse.redshift_sql import (
     CopyCommand,
     RedshiftSqlError,
     parse_copy,
-    split_statements,
     to_postgres,
     to_postgres_parameterized,
 )
