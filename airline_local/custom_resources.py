@@ -12,6 +12,11 @@ function's execution role with the function's name as role session name, as Lamb
 (docs/aws-notes.md, "Schema custom resource"), minted by the IAM check's role broker. With the IAM
 check off the client is the emulator's own (nothing is checked then).
 
+Each local deploy sends Create, also on a state directory deployed before (its warehouse persists):
+where CloudFormation would send Update, the schema resource's handler does the same thing for both
+(apply the pending migrations, then the grants), so an existing local warehouse is migrated as
+`cdk deploy` migrates one on AWS.
+
 The handler receives its client as the ``client`` argument (stacks/schema_handler/handler.py); the
 AWS service of that client comes from :data:`HANDLER_SERVICES` by resource type. A Provider resource
 of another type is an error naming it: the local deploy would otherwise silently skip it.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -165,6 +171,9 @@ def _create(assembly: Any, resource: ProviderResource, service: str, function_cl
             if answer.get("IsComplete"):
                 data.update(answer.get("Data") or {})
                 break
+            if answer.get("Data"):  # the framework refuses it: its waiter calls again with onEvent's event
+                raise CustomResourceError(f"{resource.logical_id} ({resource.resource_type}) CREATE_FAILED: "
+                                          '"Data" is not allowed if "IsComplete" is "False"')
             if time.monotonic() - started > timeout:
                 raise CustomResourceError(f"{resource.logical_id} ({resource.resource_type}) CREATE_FAILED: "
                                           f"not complete after {timeout:.0f} s (the Provider framework's total timeout)")
@@ -218,6 +227,8 @@ def _handler(assembly: Any, function: str) -> Callable[..., Any]:
         spec = importlib.util.spec_from_file_location(f"airline_local_function_{function}", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        # Registered before it runs, as Lambda's import does: dataclasses look their module up there.
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         _MODULES[path] = module
     return getattr(module, attribute)

@@ -160,8 +160,8 @@ class LocalPipeline:
             if self.iam_check:
                 # On before the deploy: every deploy call is mapped (the operator's, unchecked).
                 self.iam = self.emulator.start_iam_check(assembly.template)
-            # The schema is created by its custom resource's handler, as the function's role: one
-            # Data API batch (sql/001_schema.sql + the ETL user's grants) on the local warehouse.
+            # The schema is migrated by its custom resource's handler, as the function's role: Data
+            # API batches (the pending migrations of sql/migrations/, the grants) on the local warehouse.
             function_client = function_session_client(assembly.template, self.emulator.role_broker, self.emulator.client)
             self.stack = deploy(assembly, self.emulator.client, self.emulator.job_runner, function_client=function_client)
             if self.emulator.role_broker is not None:

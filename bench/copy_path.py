@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "warehouse"))
 
-from warehouse_staging import SCHEMA_SQL, bookings_table  # noqa: E402
+from warehouse_staging import bookings_table  # noqa: E402
 
 from airline_local.aws.cfn import ACCOUNT_ID  # noqa: E402
 from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
@@ -54,7 +54,7 @@ def measure(rows: int, files: int, repeat: int = 3) -> dict[str, Any]:
         emulated, plain = [], []
         with PostgresServer(root / "pgdata") as server:
             warehouse = Warehouse(server.dsn)
-            warehouse.apply_schema(SCHEMA_SQL)
+            warehouse.apply_migrations()
             copy = (f"COPY stage_bookings FROM '{staged.as_uri()}/' "
                     f"IAM_ROLE 'arn:aws:iam::{ACCOUNT_ID}:role/r' FORMAT AS PARQUET")
             for _ in range(repeat):

@@ -35,7 +35,8 @@ def timed(name, fn):
             out[name + "_cpu"] = round(time.process_time() - c, 3)
     return wrapper
 P.deploy = timed("deploy", P.deploy)
-redshift_data.Warehouse.apply_schema = timed("apply_schema", redshift_data.Warehouse.apply_schema)
+if hasattr(redshift_data.Warehouse, "apply_schema"):  # code from before the migrations (issue 22)
+    redshift_data.Warehouse.apply_schema = timed("apply_schema", redshift_data.Warehouse.apply_schema)
 with P.temporary_state_dir("bench-start-") as d:
     pipeline = P.LocalPipeline(d, warm_workers=0)
     t, c = time.perf_counter(), time.process_time()

@@ -31,7 +31,7 @@ NUM_PASSENGERS_RANGE = (1, 9)
 DEFAULT_MAX_REJECT_RATIO = 0.1
 
 # Warehouse tables as Spark SQL types, in column order (COPY from Parquet maps by position).
-# Must match sql/001_schema.sql and the stage_run table of sql/load_bookings.sql.
+# Must match the tables of sql/migrations/ and the stage_run table of sql/load_bookings.sql.
 BOOKINGS_TABLE = (
     ("booking_id", "string"), ("booking_time", "timestamp"), ("updated_at", "timestamp"),
     ("passenger_id", "string"), ("carrier_code", "string"), ("flight_number", "short"),

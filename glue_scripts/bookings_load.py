@@ -29,6 +29,14 @@ class LoadError(RuntimeError):
     """The warehouse load did not finish (the message carries the Data API's error)."""
 
 
+class WarehouseVersionError(RuntimeError):
+    """The warehouse's schema is older than the version this job needs: deploy the stack."""
+
+
+MIGRATIONS_TABLE = "airline.schema_migrations"
+VERSION_QUERY = f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}"
+
+
 @dataclass(frozen=True)
 class RedshiftTarget:
     """Where the Data API runs: a Serverless workgroup, or a provisioned cluster + db user."""
@@ -132,18 +140,10 @@ def run_load(client, statements: list[str], target: RedshiftTarget, *,
     response = client.batch_execute_statement(
         Sqls=statements, StatementName=statement_name[:500], **target.connection_parameters())
     batch_id = response["Id"]
-    deadline, delay = clock() + timeout_seconds, poll_seconds
-    while True:
-        description = client.describe_statement(Id=batch_id)
-        status = description["Status"]
-        if status in FINAL_STATES:
-            break
-        if clock() > deadline:
-            client.cancel_statement(Id=batch_id)
-            raise LoadError(f"load batch {batch_id} still {status} after {timeout_seconds:.0f}s;"
-                            " cancelled")
-        sleep(delay)
-        delay = min(delay * 1.5, max_poll_seconds)
+    description = _wait(client, batch_id, "load batch", poll_seconds=poll_seconds,
+                        max_poll_seconds=max_poll_seconds, timeout_seconds=timeout_seconds,
+                        sleep=sleep, clock=clock)
+    status = description["Status"]
     if status != "FINISHED":
         failed = [sub for sub in description.get("SubStatements", [])
                   if sub.get("Status") in ("FAILED", "ABORTED")]
@@ -160,6 +160,58 @@ def run_load(client, statements: list[str], target: RedshiftTarget, *,
     if len(records) != 1 or len(records[0]) != width:
         raise LoadError(f"load batch {batch_id}: expected one row of {width} counts, got {records}")
     return LoadCounts(*(_field_value(field) for field in records[0]))
+
+
+def _wait(client, statement_id: str, what: str, *, poll_seconds: float = FIRST_POLL_SECONDS,
+          max_poll_seconds: float = MAX_POLL_SECONDS, timeout_seconds: float = 3600.0,
+          sleep: Callable[[float], None] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> dict:
+    """DescribeStatement until the statement ends; cancelled and LoadError after the timeout."""
+    deadline, delay = clock() + timeout_seconds, poll_seconds
+    while True:
+        description = client.describe_statement(Id=statement_id)
+        status = description["Status"]
+        if status in FINAL_STATES:
+            return description
+        if clock() > deadline:
+            client.cancel_statement(Id=statement_id)
+            raise LoadError(f"{what} {statement_id} still {status} after {timeout_seconds:.0f}s;"
+                            " cancelled")
+        sleep(delay)
+        delay = min(delay * 1.5, max_poll_seconds)
+
+
+def check_schema_version(required: str, target: RedshiftTarget, *, client=None,
+                         timeout_seconds: float = 300.0, sleep: Callable[[float], None] = time.sleep,
+                         clock: Callable[[], float] = time.monotonic) -> str:
+    """The warehouse's schema version (the last migration recorded in airline.schema_migrations);
+    raises WarehouseVersionError when it is older than ``required`` (a newer one is fine: the
+    migrations only add)."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("redshift-data")
+    statement_id = client.execute_statement(
+        Sql=VERSION_QUERY, StatementName="airline-schema-version-check",
+        **target.connection_parameters())["Id"]
+    description = _wait(client, statement_id, "schema version check", timeout_seconds=timeout_seconds,
+                        sleep=sleep, clock=clock)
+    hint = "deploy the stack to migrate it (docs/upgrading-warehouse.md)"
+    if description["Status"] != "FINISHED":
+        error = description.get("Error") or "no error message"
+        if "schema_migrations" in error and "does not exist" in error:
+            raise WarehouseVersionError(
+                f"warehouse {target.database} has no {MIGRATIONS_TABLE} (it predates versioned "
+                f"migrations), this job needs {required}: {hint}")
+        raise WarehouseVersionError(f"cannot read the warehouse's schema version ({VERSION_QUERY}): "
+                                    f"{description['Status']}: {error}")
+    records = client.get_statement_result(Id=statement_id).get("Records", [])
+    field = records[0][0] if records and records[0] else {"isNull": True}
+    version = None if field.get("isNull") else str(field.get("stringValue"))
+    if version is None or version < required:
+        raise WarehouseVersionError(f"warehouse at {version or 'no migration'}, this job needs "
+                                    f"{required}: {hint}")
+    return version
 
 
 def load_bookings(staging_uri: str, iam_role: str, target: RedshiftTarget, *,

@@ -39,7 +39,7 @@ GZIP_RATIO = 6
 ARGUMENT_NAMES = (
     "JOB_NAME", "source_uri", "execution_id", "data_root_uri", "redshift_database",
     "redshift_workgroup", "redshift_cluster_id", "redshift_db_user", "redshift_copy_role_arn",
-    "max_reject_ratio",
+    "max_reject_ratio", "warehouse_schema_version",
 )
 UNSET = "-"
 # The run summary is written after the warehouse committed: a failed write is retried (after 1 s,
@@ -59,6 +59,8 @@ class JobArguments:
     copy_role_arn: str
     max_reject_ratio: float
     job_name: str = UNSET  # Glue's --JOB_NAME: the dimension of the run's metrics
+    # The warehouse schema version the load SQL needs (the stack's last migration), checked first.
+    schema_version: str = UNSET
 
     @property
     def root(self) -> str:
@@ -101,6 +103,7 @@ def parse_arguments(argv: list[str]) -> JobArguments:
         copy_role_arn=options["redshift_copy_role_arn"],
         max_reject_ratio=ratio,
         job_name=options["JOB_NAME"],
+        schema_version=options["warehouse_schema_version"],
     )
 
 
@@ -300,6 +303,8 @@ def _write_summary(spark: SparkSession, args: JobArguments, summary: RunSummary)
 
 def main(argv: list[str]) -> None:
     args = parse_arguments(argv)
+    # Before Spark and the file: a warehouse the deploy has not migrated fails the run at once.
+    bookings_load.check_schema_version(args.schema_version, args.target)
     spark = SparkSession.builder.getOrCreate()
     configure(spark)
     summary = RunSummary(execution_id=args.execution_id, source_file=args.source_uri,

@@ -22,7 +22,7 @@ COPY stage_airports FROM '{staging_uri}airports/' IAM_ROLE '{iam_role}' FORMAT A
 ;
 CREATE TEMP TABLE stage_run (
     execution_id     VARCHAR(128),
-    source_file      VARCHAR(1100),  -- s3:// + 63-byte bucket + / + 1,024-byte key (001_schema.sql)
+    source_file      VARCHAR(1100),  -- s3:// + 63-byte bucket + / + 1,024-byte key (migrations/0001)
     rows_read        BIGINT,
     rows_quarantined BIGINT,
     rows_duplicate   BIGINT,

@@ -17,6 +17,7 @@ from constructs import Construct
 from stacks.catalog import _grant_glue_logs
 from stacks.nag import acknowledge, arn_of, finding, pseudo
 from stacks.config import PipelineConfig
+from stacks.migrations import latest_version
 from stacks.storage import BACKFILL_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, RUNS_PREFIX, STAGING_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,8 @@ def job_default_arguments(
         "--redshift_db_user": target.db_user,
         "--redshift_copy_role_arn": target.copy_role_arn,
         "--max_reject_ratio": str(config.max_reject_ratio),
+        # The schema version the load SQL needs: the last migration of sql/migrations/ at synth.
+        "--warehouse_schema_version": latest_version(),
         "--additional-python-modules": f"airportsdata=={config.airportsdata_version}",
         "--job-bookmark-option": "job-bookmark-disable",
         # No --enable-glue-datacatalog: the job reads its one file with an explicit schema and

@@ -3,7 +3,6 @@ cluster named in context), the COPY role, and the custom resource that creates t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -27,43 +26,12 @@ from constructs import Construct
 from stacks.nag import LAMBDA_BASIC_EXECUTION, acknowledge, arn_of, finding, rule
 from stacks.config import TWO_ZONE_REGIONS, PipelineConfig, check_subnet_az_ids
 from stacks.etl_job import UNUSED, WarehouseTarget
+from stacks.migrations import load_migrations, split_sql_statements  # noqa: F401 (split_sql_statements: its old home)
 from stacks.storage import STAGING_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_SQL = PROJECT_ROOT / "sql" / "001_schema.sql"
 HANDLER_DIR = Path(__file__).resolve().parent / "schema_handler"
 ADMIN_USER = "admin"
-
-
-def split_sql_statements(text: str) -> list[str]:
-    """Statements of a SQL script: `--` comments dropped, split on `;` outside quotes."""
-    statements, current, quote = [], [], None
-    for line in text.splitlines():
-        i = 0
-        while i < len(line):
-            ch = line[i]
-            if quote:
-                current.append(ch)
-                if ch == quote:
-                    quote = None
-            elif ch in ("'", '"'):
-                quote = ch
-                current.append(ch)
-            elif line.startswith("--", i):
-                break
-            elif ch == ";":
-                statements.append("".join(current))
-                current = []
-            else:
-                current.append(ch)
-            i += 1
-        current.append("\n")
-    statements.append("".join(current))
-    return [s.strip() for s in statements if s.strip()]
-
-
-def schema_statements() -> list[str]:
-    return split_sql_statements(SCHEMA_SQL.read_text(encoding="utf-8"))
 
 
 class Warehouse(Construct):
@@ -263,7 +231,8 @@ class Warehouse(Construct):
 
     # -- Schema custom resource ---------------------------------------------------------------
     def add_schema(self, *, etl_role: iam.IRole) -> CustomResource:
-        """The deploy-time resource that runs sql/001_schema.sql plus the grants to the job."""
+        """The deploy-time resource that applies the pending migrations of sql/migrations/ (each in
+        its own transaction, recorded in airline.schema_migrations) plus the grants to the job."""
         config, stack = self._config, Stack.of(self)
         db_user = (
             config.existing_redshift_db_user
@@ -275,9 +244,11 @@ class Warehouse(Construct):
         common = dict(
             runtime=lambda_.Runtime.PYTHON_3_14,
             code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
-            timeout=Duration.minutes(1),
+            # Each isComplete call waits for the batches it runs, up to 10 s before this timeout
+            # (then answers "not complete" and the next call goes on).
+            timeout=Duration.minutes(5),
             log_group=log_group,
-            description="Applies the airline warehouse schema with the Redshift Data API",
+            description="Applies the airline warehouse's migrations with the Redshift Data API",
         )
         # ONE function for both Provider handlers: the Data API lets only the identity that ran a
         # statement describe it, and a function's identity is its role with the function's name
@@ -294,7 +265,8 @@ class Warehouse(Construct):
         handler.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DescribeOwnStatements",
-                actions=["redshift-data:DescribeStatement"],
+                # GetStatementResult: the migrations recorded and the tables found, read by isComplete.
+                actions=["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"],
                 resources=["*"],
                 conditions={"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}},
             )
@@ -315,7 +287,7 @@ class Warehouse(Construct):
             waiter_state_machine_log_options=cr.LogOptions(destination=waiter_logs, level=sfn.LogLevel.ALL),
             log_group=framework_logs,
         )
-        statements = schema_statements()
+        migrations = load_migrations()
         resource = CustomResource(
             self,
             "Schema",
@@ -329,10 +301,10 @@ class Warehouse(Construct):
                     if config.redshift_mode == "existing-cluster"
                     else {"WorkgroupName": config.workgroup_name}
                 ),
-                "Statements": statements,
+                # Every migration with its checksum: a new one (or a changed one, which the handler
+                # refuses) changes the properties, so CloudFormation calls Update and it is applied.
+                "Migrations": [m.as_property() for m in migrations],
                 "EtlDbUser": db_user,
-                # Changes of the SQL re-run the (idempotent) statements.
-                "SchemaHash": hashlib.sha256("\n;\n".join(statements).encode()).hexdigest(),
             },
         )
         if self.workgroup is not None:

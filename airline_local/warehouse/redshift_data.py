@@ -36,7 +36,6 @@ from airline_local.warehouse.redshift_sql import (
     CopyCommand,
     RedshiftSqlError,
     parse_copy,
-    split_statements,
     to_postgres,
     to_postgres_parameterized,
 )
@@ -167,20 +166,28 @@ class Warehouse:
                 raise WarehouseError(message, index, statements[index], results) from exc
         return results
 
-    def apply_schema(self, sql_path: Path) -> int:
-        """Apply a Redshift DDL file (sql/001_schema.sql, idempotent) in one transaction; returns
-        the number of statements. An advisory lock keeps two concurrent appliers apart."""
-        statements = split_statements(Path(sql_path).read_text())
-        with self.connect() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('airline_local.apply_schema'))")
-            for statement in statements:
-                try:
-                    conn.execute(to_postgres(statement))
-                except psycopg.Error as exc:
-                    raise WarehouseError(
-                        f"{sql_path}: {postgres_error_text(exc)}", statements.index(statement), statement, []
-                    ) from exc
-        return len(statements)
+    def apply_migrations(self, directory: Path | None = None) -> list[str]:
+        """Bring this warehouse to the last migration of ``directory`` (sql/migrations/) as the
+        schema custom resource's plan does (stacks/schema_handler/handler.py: baseline, guard,
+        one transaction per migration), without the Data API or the grants: for tests and
+        benchmarks that need the schema. Returns the versions applied (none when up to date).
+        An advisory lock keeps two concurrent appliers apart."""
+        from stacks.migrations import MIGRATIONS_DIR, load_migrations
+        from stacks.schema_handler import handler
+
+        migrations = [handler.Migration(m.version, m.description, m.checksum, m.statements)
+                      for m in load_migrations(directory or MIGRATIONS_DIR)]
+        with self.connect(autocommit=True) as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext('airline_local.apply_migrations'))")
+            self.execute_batch(list(handler.BOOTSTRAP_STATEMENTS))
+            applied = [(str(v), str(c)) for v, c in self.query(handler.STATE_STATEMENTS[0])[1]]
+            columns: dict[str, list[str]] = {}
+            for table, column in self.query(handler.STATE_STATEMENTS[1])[1]:
+                columns.setdefault(str(table), []).append(str(column))
+            steps = handler.plan(migrations, applied, columns, "airline_local Warehouse.apply_migrations")
+            for step in steps:
+                self.execute_batch(list(step.statements))
+        return [step.version for step in steps if step.version]
 
     def query(self, sql_text: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """One Redshift SELECT, read only: (column names, rows)."""

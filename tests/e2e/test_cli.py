@@ -1,5 +1,9 @@
 """The `airline-ingest` command as a data engineer runs it: a real process, real exit codes, and
-exactly one JSON document on stdout with --json."""
+exactly one JSON document on stdout with --json.
+
+The module's state directory starts with the warehouse of the 2026-12-01 release (its schema,
+sql/migrations/0001, and a run it loaded): its `local run` is also the upgrade of issue 22, the
+deploy migrating that warehouse before the load."""
 
 from __future__ import annotations
 
@@ -22,10 +26,32 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+RELEASE_2026_12_01_DATA = [
+    "INSERT INTO airline.bookings (booking_id, booking_time, updated_at, passenger_id, carrier_code, flight_number, "
+    "origin, destination, departure_time, cabin_class, fare_amount, currency, num_passengers, booking_status, "
+    "sales_channel, origin_city, origin_country, destination_city, destination_country, distance_km, "
+    "is_international, departure_time_utc, lead_time_days, source_file, execution_id, ingested_at) VALUES "
+    "('OLD-1', '2026-11-20 10:00:00', '2026-11-20 10:00:00', 'P-1', 'BA', 117, 'LHR', 'JFK', '2026-12-24 08:30:00', "
+    "'ECONOMY', 512.30, 'GBP', 2, 'CONFIRMED', 'WEB', 'London', 'GB', 'New York', 'US', 5540.1, TRUE, "
+    "'2026-12-24 08:30:00', 34, 's3://raw/raw/bookings/old.csv', 'exec-2026-12-01', '2026-12-01 10:01:00')",
+    "INSERT INTO airline.ingestion_runs (execution_id, source_file, status, rows_read, rows_quarantined, "
+    "rows_duplicate, rows_inserted, rows_updated, rows_unchanged, quarantine_uri, started_at, loaded_at) VALUES "
+    "('exec-2026-12-01', 's3://raw/raw/bookings/old.csv', 'SUCCEEDED', 1, 0, 0, 1, 0, 0, NULL, "
+    "'2026-12-01 10:00:00', '2026-12-01 10:01:00')",
+]
+
+
 @pytest.fixture(scope="module")
 def state_dir():
+    from airline_local.warehouse.postgres import PostgresServer
+    from airline_local.warehouse.redshift_data import Warehouse
+    from stacks.migrations import load_migrations
+
     directory = Path(tempfile.mkdtemp(prefix="airline-cli-"))
     directory.chmod(0o711)  # PostgreSQL runs as an unprivileged user when the tests run as root
+    # The local warehouse as the 2026-12-01 release left it (no airline.schema_migrations).
+    with PostgresServer(directory / "postgres") as server:
+        Warehouse(server.dsn).execute_batch([*load_migrations()[0].statements, *RELEASE_2026_12_01_DATA])
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -56,6 +82,18 @@ def test_local_run_json_then_local_sql_on_the_same_warehouse(state_dir, tmp_path
                   "--state-dir", str(state_dir), "--json")
     assert queried.returncode == 0, queried.stderr
     assert json.loads(queried.stdout) == {"columns": ["n"], "rows": [[run["summary"]["rows_inserted"]]]}
+
+    # The upgrade: that run's deploy baselined the 2026-12-01 warehouse at 0001 and migrated it.
+    migrated = cli("local", "sql", "SELECT version, applied_by LIKE '%baseline%' AS baseline "
+                   "FROM airline.schema_migrations ORDER BY version", "--state-dir", str(state_dir), "--json")
+    assert json.loads(migrated.stdout)["rows"] == [["0001", True], ["0002", False], ["0003", False]]
+    kept = cli("local", "sql", "SELECT r.execution_id, r.rows_read, r.rows_staged, r.rows_stale, (SELECT "
+               "CAST(fare_amount AS VARCHAR) || ' ' || passenger_id FROM airline.bookings WHERE booking_id = 'OLD-1') "
+               "AS old_booking FROM airline.ingestion_runs r ORDER BY r.started_at", "--state-dir", str(state_dir),
+               "--json")
+    assert json.loads(kept.stdout)["rows"] == [  # both runs: the old one with its counts derived, and the new
+        ["exec-2026-12-01", 1, 1, 0, "512.30 P-1"],
+        [run["execution_name"], 40, run["summary"]["rows_staged"], 0, "512.30 P-1"]]
 
 
 def test_a_missing_file_is_a_usage_error_naming_it(tmp_path):

@@ -126,7 +126,7 @@ def test_staged_rows_have_the_bookings_table_columns_in_order(enriched):
     schema = enriched[1]
     assert [(f.name, f.dataType.simpleString()) for f in schema.fields] == [
         (name, {"short": "smallint"}.get(kind, kind)) for name, kind in contract.BOOKINGS_TABLE]
-    ddl = (Path(__file__).resolve().parents[2] / "sql" / "001_schema.sql").read_text()
+    ddl = next((Path(__file__).resolve().parents[2] / "sql" / "migrations").glob("0001_*.sql")).read_text()
     table = ddl.split("CREATE TABLE IF NOT EXISTS airline.bookings (")[1].split(")\nDISTSTYLE")[0]
     columns = [line.split()[0] for line in table.strip().splitlines()
                if line.strip() and not line.strip().startswith("PRIMARY KEY")]

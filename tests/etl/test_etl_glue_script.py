@@ -23,6 +23,7 @@ from etl_helpers import GLUE_SCRIPTS, GOOD_ROW, REPO_ROOT, rows_csv
 import bookings_contract as contract
 import bookings_metrics
 from airline_local.glue.job_runner import local_spark_conf
+from stacks.migrations import latest_version
 
 SCRIPT = GLUE_SCRIPTS / "ingest_bookings.py"
 SAMPLE = REPO_ROOT / "data" / "sample" / "bookings_sample.csv"
@@ -62,7 +63,7 @@ def test_the_entry_script_uses_getresolvedoptions_and_no_gluecontext():
     assert "if __name__" in SCRIPT.read_text()
 
 
-def _glue_arguments(source: Path, root: Path, execution_id: str) -> list[str]:
+def _glue_arguments(source: Path, root: Path, execution_id: str, schema_version: str | None = None) -> list[str]:
     return ["--JOB_NAME", "airline-ingest", "--JOB_RUN_ID", f"jr_{execution_id}",
             "--job-bookmark-option", "job-bookmark-disable",
             "--source_uri", source.as_uri(), "--execution_id", execution_id,
@@ -70,7 +71,8 @@ def _glue_arguments(source: Path, root: Path, execution_id: str) -> list[str]:
             "--redshift_workgroup", "wg-local", "--redshift_cluster_id", "-",
             "--redshift_db_user", "-",
             "--redshift_copy_role_arn", "arn:aws:iam::123456789012:role/copy",
-            "--max_reject_ratio", "-"]
+            "--max_reject_ratio", "-",
+            "--warehouse_schema_version", schema_version or latest_version()]
 
 
 def _run_script(workdir: Path, arguments: list[str], extra_env: dict[str, str] | None = None):
@@ -95,13 +97,15 @@ def _run_script(workdir: Path, arguments: list[str], extra_env: dict[str, str] |
                           capture_output=True, text=True, timeout=300)
 
 
-def test_a_file_level_failure_exits_non_zero_with_the_reason_and_a_failed_summary(tmp_path):
+def test_a_file_level_failure_exits_non_zero_with_the_reason_and_a_failed_summary(data_api_endpoint, tmp_path):
     columns = tuple(c for c in contract.CONTRACT_COLUMNS if c != "cabin_class")
     source = tmp_path / "raw" / "no_cabin.csv"
     source.parent.mkdir()
     source.write_text(rows_csv([GOOD_ROW], columns))
     root = tmp_path / "bucket"
-    result = _run_script(tmp_path / "work", _glue_arguments(source, root, "exec-fail-1"))
+    # the warehouse is reachable and at the version the job needs (checked first)
+    result = _run_script(tmp_path / "work", _glue_arguments(source, root, "exec-fail-1"),
+                         {"AWS_ENDPOINT_URL": data_api_endpoint[0]})
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line == (f"bookings_contract.BookingFileError: {source.as_uri()}: "
@@ -146,7 +150,7 @@ def data_api_endpoint():
         emulator = Emulator(state / "emulator")
     saved = emulator.data_api
     warehouse = Warehouse(server.dsn)
-    warehouse.apply_schema(REPO_ROOT / "sql" / "001_schema.sql")
+    warehouse.apply_migrations()
     api = DataApiEmulator(warehouse)
     emulator.data_api = api
     try:
@@ -158,6 +162,19 @@ def data_api_endpoint():
             emulator.stop()
         server.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_script_fails_fast_on_a_warehouse_older_than_the_version_it_needs(data_api_endpoint, tmp_path):
+    endpoint, _ = data_api_endpoint
+    root = tmp_path / "bucket"
+    needed = f"{int(latest_version()) + 1:04d}"  # a job of the next release, before the deploy migrated
+    result = _run_script(tmp_path / "work", _glue_arguments(SAMPLE, root, "exec-old-1", needed),
+                         {"AWS_ENDPOINT_URL": endpoint})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"bookings_load.WarehouseVersionError: warehouse at {latest_version()}, this job needs {needed}: "
+        "deploy the stack to migrate it (docs/upgrading-warehouse.md)")
+    assert not root.exists()  # before reading the file: nothing staged, quarantined or summarized
 
 
 def test_the_script_loads_the_sample_and_a_retried_load_changes_nothing(data_api_endpoint, tmp_path):

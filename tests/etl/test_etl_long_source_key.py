@@ -52,7 +52,7 @@ def pg_dsn():
     state.chmod(0o711)
     server = PostgresServer(state / "pgdata").start()
     try:
-        Warehouse(server.dsn).apply_schema(REPO_ROOT / "sql" / "001_schema.sql")
+        Warehouse(server.dsn).apply_migrations()
         yield server.dsn
     finally:
         server.stop()

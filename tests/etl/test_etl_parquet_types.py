@@ -7,7 +7,7 @@ takes each pair from the AWS pages that do map Redshift types to Parquet-backed 
 cites its page). A pair not in ACCEPTED fails the test: add one only with a citation.
 
 The staged files come from the real job (ingest_bookings.stage on local Spark, a few rows); the
-stage tables and their column types are read from sql/load_bookings.sql and sql/001_schema.sql.
+stage tables and their column types are read from sql/load_bookings.sql and sql/migrations/.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from etl_helpers import GOOD_ROW, REPO_ROOT, rows_csv
 
 from airline_local.warehouse.redshift_sql import split_statements
 
-SCHEMA_SQL = REPO_ROOT / "sql" / "001_schema.sql"
+MIGRATION_FILES = sorted((REPO_ROOT / "sql" / "migrations").glob("*.sql"))
 LOAD_SQL = REPO_ROOT / "sql" / "load_bookings.sql"
 
 # Pages the rows of ACCEPTED cite.
@@ -136,7 +136,7 @@ def _table_columns(create_sql: str) -> tuple[str, list[tuple[str, RedshiftType]]
 def copy_targets() -> dict[str, list[tuple[str, RedshiftType]]]:
     """Staged directory name (bookings, airports, run) -> the columns of the table COPY fills."""
     tables: dict[str, list[tuple[str, RedshiftType]]] = {}
-    for statement in split_statements(SCHEMA_SQL.read_text()):
+    for statement in (s for f in MIGRATION_FILES for s in split_statements(f.read_text())):
         if statement.upper().startswith("CREATE TABLE"):
             name, columns = _table_columns(statement)
             tables[name] = columns

@@ -60,12 +60,18 @@ def test_copy_role_reads_staging_only(template_json):
     assert not any("s3:PutObject" in as_list(s["Action"]) for s in statements)
 
 
-def test_schema_resource_runs_the_schema_sql_and_waits_for_it(template_json):
-    from stacks.warehouse import schema_statements
+def test_schema_resource_carries_the_migrations_and_waits_for_them(template_json):
+    from stacks.migrations import load_migrations
 
     _, schema = only(template_json, "Custom::RedshiftSchema")
-    assert schema["Statements"] == schema_statements()
-    assert schema["Statements"][0] == "CREATE SCHEMA IF NOT EXISTS airline"
+    # each migration with its checksum: a new one changes the properties, so CloudFormation calls Update
+    assert schema["Migrations"] == [m.as_property() for m in load_migrations()]
+    assert [m["Version"] for m in schema["Migrations"]] == ["0001", "0002", "0003"]
+    assert schema["Migrations"][0]["Statements"][0] == "CREATE SCHEMA IF NOT EXISTS airline"
+    assert handler.migrations_of(schema)  # the handler takes them: versions in order, checksums right
+    # the job is told the version its load SQL needs: the last migration, at synth
+    _, job = only(template_json, "AWS::Glue::Job")
+    assert job["DefaultArguments"]["--warehouse_schema_version"] == schema["Migrations"][-1]["Version"]
     assert schema["WorkgroupName"] == "airline-bookings" and schema["Database"] == "dev"
     assert render(schema["SecretArn"]).startswith("<WarehouseAdminSecret")
     etl_role = render(schema["EtlDbUser"])
@@ -98,6 +104,9 @@ def test_schema_handlers_are_scoped_to_the_workgroup_and_secret(template_json):
     statements = policy_statements(template_json, role_id)
     batch = next(s for s in statements if s.get("Sid") == "RunSchemaBatch")
     assert batch["Action"] == "redshift-data:BatchExecuteStatement"
+    own = next(s for s in statements if s.get("Sid") == "DescribeOwnStatements")
+    assert own["Action"] == ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"]
+    assert own["Condition"] == {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}
     assert render(batch["Resource"]).endswith(".Workgroup.WorkgroupArn>")
     secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
     assert secret_reads and all(render(s["Resource"]).startswith("<WarehouseAdminSecret") for s in secret_reads)
@@ -128,26 +137,39 @@ def test_grants_refuse_names_that_are_not_user_names(user):
         handler.grant_statements(user, "dev")
 
 
-def test_batch_request_targets_workgroup_or_cluster():
-    props = {"Database": "dev", "SecretArn": "arn:secret", "Statements": ["CREATE SCHEMA IF NOT EXISTS airline"],
-             "EtlDbUser": "IAMR:r", "WorkgroupName": "wg"}
-    request = handler.batch_request(props)
-    assert request["WorkgroupName"] == "wg" and "ClusterIdentifier" not in request
-    assert request["Sqls"][0] == "CREATE SCHEMA IF NOT EXISTS airline" and len(request["Sqls"]) == 8
-    cluster = handler.batch_request({**props, "WorkgroupName": "", "ClusterIdentifier": "c1"})
+def test_requests_target_workgroup_or_cluster():
+    props = {"Database": "dev", "SecretArn": "arn:secret", "EtlDbUser": "IAMR:r", "WorkgroupName": "wg"}
+    request = handler._request(props, ["SELECT 1"], "n")
+    assert request["WorkgroupName"] == "wg" and "ClusterIdentifier" not in request and request["Sqls"] == ["SELECT 1"]
+    cluster = handler._request({**props, "WorkgroupName": "", "ClusterIdentifier": "c1"}, ["SELECT 1"], "n")
     assert cluster["ClusterIdentifier"] == "c1" and "WorkgroupName" not in cluster
     with pytest.raises(ValueError):
-        handler.batch_request({**props, "WorkgroupName": ""})
+        handler._request({**props, "WorkgroupName": ""}, ["SELECT 1"], "n")
 
 
-def test_completion_fails_the_deploy_with_the_database_error():
-    assert handler.completion({"Status": "FINISHED"}) is True
-    assert handler.completion({"Status": "STARTED"}) is False
-    with pytest.raises(handler.SchemaDeploymentError, match="syntax error at or near"):
-        handler.completion({
-            "Status": "FAILED", "Error": "ERROR: syntax error at or near \"TABEL\"",
-            "SubStatements": [{"Id": "abc:2", "Status": "FAILED", "QueryString": "CREATE TABEL x"}],
-        })
+def test_failure_text_carries_the_database_error_and_the_statement():
+    text = handler.failure_text({
+        "Status": "FAILED", "Error": "ERROR: syntax error at or near \"TABEL\"",
+        "SubStatements": [{"Id": "abc:2", "Status": "FAILED", "QueryString": "CREATE TABEL x"}]})
+    assert text == "FAILED (statement abc:2: 'CREATE TABEL x'): ERROR: syntax error at or near \"TABEL\""
+
+
+def test_the_0001_tables_are_read_from_its_create_statements():
+    from stacks.migrations import load_migrations
+
+    tables = handler.created_columns(load_migrations()[0].statements)
+    assert sorted(tables) == ["airports", "bookings", "ingestion_runs"]
+    assert tables["ingestion_runs"][:3] == ["execution_id", "source_file", "status"]
+    assert "rows_staged" not in tables["ingestion_runs"] and "primary" not in tables["bookings"]
+
+
+def test_migrations_property_is_checked():
+    good = [{"Version": "0001", "Description": "a", "Checksum": handler.checksum(["SELECT 1"]), "Statements": ["SELECT 1"]}]
+    assert [m.version for m in handler.migrations_of({"Migrations": good})] == ["0001"]
+    with pytest.raises(ValueError, match="Checksum does not match"):
+        handler.migrations_of({"Migrations": [{**good[0], "Statements": ["SELECT 2"]}]})
+    with pytest.raises(ValueError, match="expected version 0001"):
+        handler.migrations_of({"Migrations": [{**good[0], "Version": "0002"}]})
 
 
 def test_delete_leaves_the_warehouse_alone():
@@ -157,33 +179,47 @@ def test_delete_leaves_the_warehouse_alone():
 
 
 class _DataApi:
-    """Records the Data API calls of the handler, with the caller's identity as AWS sees it."""
+    """Records the Data API calls of the handler, with the caller's identity as AWS sees it: every
+    statement it describes or reads is one it ran."""
 
-    def __init__(self, caller: str) -> None:
-        self.caller, self.owner, self.calls = caller, None, []
+    def __init__(self, caller: str, applied: list[list[dict]]) -> None:
+        self.caller, self.owners, self.calls, self.applied = caller, {}, [], applied
 
     def batch_execute_statement(self, **request):
         self.calls.append("BatchExecuteStatement")
-        self.owner = self.caller
-        return {"Id": "batch-1"}
+        statement_id = f"batch-{len(self.owners) + 1}"
+        self.owners[statement_id] = self.caller
+        return {"Id": statement_id}
 
     def describe_statement(self, Id):
         self.calls.append("DescribeStatement")
-        assert self.owner == self.caller, "DescribeStatement by another identity than the statement's owner"
+        assert self.owners[Id] == self.caller, "DescribeStatement by another identity than the statement's owner"
         return {"Id": Id, "Status": "FINISHED"}
 
+    def get_statement_result(self, Id, **_):
+        self.calls.append("GetStatementResult")
+        batch, _, number = Id.partition(":")
+        assert self.owners[batch] == self.caller
+        return {"Records": self.applied if number == "1" else []}
 
-def test_one_function_submits_the_batch_and_polls_it_as_the_provider_calls_it():
+
+def test_one_function_submits_the_batches_and_polls_them_as_the_provider_calls_it():
     """The Provider framework calls onEvent with CloudFormation's request (no "Data") and
     isComplete with that request merged with onEvent's result (framework.js: createResponseEvent)."""
-    api = _DataApi(caller="AROAEXAMPLE:SchemaHandler")
-    request = {"RequestType": "Create", "RequestId": "r-1", "ResourceProperties": {
-        "Database": "dev", "SecretArn": "arn:secret", "Statements": ["CREATE SCHEMA IF NOT EXISTS airline"],
-        "EtlDbUser": "IAMR:etl", "WorkgroupName": "wg"}}
+    statements = ["CREATE SCHEMA IF NOT EXISTS airline"]
+    applied = [[{"stringValue": "0001"}, {"stringValue": handler.checksum(statements)}]]
+    api = _DataApi(caller="AROAEXAMPLE:SchemaHandler", applied=applied)
+    request = {"RequestType": "Update", "RequestId": "r-1", "ResourceProperties": {
+        "Database": "dev", "SecretArn": "arn:secret", "EtlDbUser": "IAMR:etl", "WorkgroupName": "wg",
+        "Migrations": [{"Version": "0001", "Description": "initial schema", "Checksum": handler.checksum(statements),
+                        "Statements": statements}]}}
     result = handler.handle(request, client=api)
     assert result["Data"] == {"StatementId": "batch-1"}
-    assert handler.handle({**request, **result}, client=api) == {"IsComplete": True}
-    assert api.calls == ["BatchExecuteStatement", "DescribeStatement"]
+    assert handler.handle({**request, **result}, client=api) == {
+        "IsComplete": True, "Data": {"SchemaVersion": "0001", "Migrated": "-"}}
+    # bootstrap; then the state read (two results), and the grants (nothing pending)
+    assert api.calls == ["BatchExecuteStatement", "DescribeStatement", "BatchExecuteStatement", "DescribeStatement",
+                         "GetStatementResult", "GetStatementResult", "BatchExecuteStatement", "DescribeStatement"]
     deleted = handler.handle({"RequestType": "Delete", "PhysicalResourceId": "p", "ResourceProperties": {"Database": "dev"}},
                              client=api)
     assert handler.handle({"RequestType": "Delete", "PhysicalResourceId": "p", **deleted}, client=api) == {"IsComplete": True}

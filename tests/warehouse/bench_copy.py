@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from warehouse_staging import SCHEMA_SQL, bookings_table  # noqa: E402
+from warehouse_staging import bookings_table  # noqa: E402
 
 from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
 from airline_local.warehouse.redshift_data import Warehouse  # noqa: E402
@@ -36,7 +36,7 @@ def main(rows: int = 1_000_000, files: int = 4) -> None:
         size = sum(p.stat().st_size for p in staged.iterdir())
         with PostgresServer(root / "pgdata") as server:
             warehouse = Warehouse(server.dsn)
-            warehouse.apply_schema(SCHEMA_SQL)
+            warehouse.apply_migrations()
             started = time.perf_counter()
             results = warehouse.execute_batch(
                 [

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, BOOKINGS_SCHEMA, RUN_SCHEMA, SCHEMA_SQL, UTC, write_parquet
+from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, BOOKINGS_SCHEMA, RUN_SCHEMA, UTC, write_parquet
 
 from airline_local.warehouse.postgres import PostgresServer
 from airline_local.warehouse.redshift_data import Warehouse
@@ -75,7 +75,7 @@ def pg_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def warehouse(pg_server: PostgresServer) -> Warehouse:
     wh = Warehouse(pg_server.dsn)
-    wh.apply_schema(SCHEMA_SQL)
+    wh.apply_migrations()
     return wh
 
 

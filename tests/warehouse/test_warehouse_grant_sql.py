@@ -9,15 +9,14 @@ import psycopg
 import pytest
 
 from airline_local.warehouse.redshift_data import Warehouse, WarehouseError
-from airline_local.warehouse.redshift_sql import RedshiftSqlError, split_statements, to_postgres, to_postgres_parameterized
-from stacks.schema_handler.handler import batch_request, grant_statements
-from warehouse_staging import SCHEMA_SQL
+from airline_local.warehouse.redshift_sql import RedshiftSqlError, to_postgres, to_postgres_parameterized
+from stacks.schema_handler.handler import grant_statements
 
 ETL_USER = "IAMR:AirlineEtlRoleForGrantTests"
 
 
 def test_each_grant_statement_as_postgresql_takes_it():
-    create, call, drop, usage, tables, defaults, temp = (to_postgres(s) for s in grant_statements(ETL_USER, "dev"))
+    create, call, drop, usage, tables, defaults, temp, revoke = (to_postgres(s) for s in grant_statements(ETL_USER, "dev"))
     # the procedure as written, except the Redshift words of the SQL its EXECUTE builds
     assert create.startswith("CREATE OR REPLACE PROCEDURE airline.ensure_etl_user(user_name VARCHAR(128)) LANGUAGE plpgsql AS $$")
     assert "EXECUTE 'CREATE USER ' || quote_ident(user_name) || ' PASSWORD NULL';" in create
@@ -29,6 +28,7 @@ def test_each_grant_statement_as_postgresql_takes_it():
     assert defaults == ("ALTER DEFAULT PRIVILEGES IN SCHEMA airline GRANT SELECT, INSERT, UPDATE, DELETE "
                         f'ON TABLES TO "{ETL_USER}"')
     assert temp == f'GRANT TEMP ON DATABASE "dev" TO "{ETL_USER}"'
+    assert revoke == f'REVOKE INSERT, UPDATE, DELETE ON airline.schema_migrations FROM "{ETL_USER}"'
 
 
 def test_create_user_password_disable_and_call_arguments_are_translated():
@@ -86,15 +86,14 @@ def _privileges(warehouse: Warehouse, user: str) -> dict[str, object]:
             "defaults": {d for (d,) in defaults}}
 
 
-def test_the_handlers_batch_runs_on_postgresql_twice_and_leaves_the_etl_user_with_its_grants(warehouse):
-    request = batch_request({"Database": "dev", "SecretArn": "unused-locally", "WorkgroupName": "wg",
-                             "Statements": split_statements(SCHEMA_SQL.read_text()), "EtlDbUser": ETL_USER})
-    for _ in range(2):  # a redeploy runs the (idempotent) batch again
-        warehouse.execute_batch(request["Sqls"])
+def test_the_grants_run_on_postgresql_twice_and_leave_the_etl_user_with_its_grants(warehouse):
+    for _ in range(2):  # every deploy runs the (idempotent) grants again, after the migrations
+        warehouse.execute_batch(grant_statements(ETL_USER, "dev"))
     granted = _privileges(warehouse, ETL_USER)
     assert granted["login"] and granted["no_password"]
-    assert granted["tables"] == {t: "DELETE,INSERT,SELECT,UPDATE"
-                                 for t in ("airports", "bookings", "ingestion_runs", "load_mutex")}
+    assert granted["tables"] == {**{t: "DELETE,INSERT,SELECT,UPDATE"
+                                    for t in ("airports", "bookings", "ingestion_runs", "load_mutex")},
+                                 "schema_migrations": "SELECT"}  # the job reads the version; the deploy writes it
     assert granted["usage"] and granted["temp"]
     assert granted["defaults"] == {"SELECT", "INSERT", "UPDATE", "DELETE"}
 

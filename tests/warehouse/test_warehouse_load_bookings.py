@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from warehouse_staging import (
     BOOKINGS_SCHEMA,
-    SCHEMA_SQL,
     UTC,
     booking,
     fetch,
@@ -41,11 +40,12 @@ def run_load(warehouse: Warehouse, staging_uri: str) -> tuple[int, int, int, int
     return tuple(counts)
 
 
-def test_apply_schema_is_idempotent(warehouse):
-    assert warehouse.apply_schema(SCHEMA_SQL) == 5
-    assert warehouse.apply_schema(SCHEMA_SQL) == 5
+def test_applying_the_migrations_again_changes_nothing(warehouse):
+    assert warehouse.apply_migrations() == []  # the session's warehouse is at the last one
+    versions = fetch(warehouse, "SELECT version FROM airline.schema_migrations ORDER BY 1")
+    assert versions == [("0001",), ("0002",), ("0003",)]
     tables = fetch(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'airline' ORDER BY 1")
-    assert tables == [("airports",), ("bookings",), ("ingestion_runs",), ("load_mutex",)]
+    assert tables == [("airports",), ("bookings",), ("ingestion_runs",), ("load_mutex",), ("schema_migrations",)]
 
 
 def test_first_load_inserts_everything_with_values_intact(clean_tables, stage):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlglot
 from sqlglot import exp
-from warehouse_staging import LOAD_SQL, SCHEMA_SQL
+from warehouse_staging import LOAD_SQL, MIGRATION_FILES, SCHEMA_SQL
 
 from airline_local.warehouse.redshift_sql import (
     CopyCommand,
@@ -18,7 +18,7 @@ from airline_local.warehouse.redshift_sql import (
     to_postgres_parameterized,
 )
 
-SQL_FILES = [SCHEMA_SQL, LOAD_SQL]
+SQL_FILES = [*MIGRATION_FILES, LOAD_SQL]
 ALL_STATEMENTS = [(f.name, s) for f in SQL_FILES for s in split_statements(f.read_text())]
 REDSHIFT_ONLY_WORDS = ("DISTSTYLE", "DISTKEY", "SORTKEY", "ENCODE", "GETDATE", "IAM_ROLE")
 
@@ -33,7 +33,7 @@ def _merge_statement() -> str:
 
 
 def test_split_handles_both_separator_styles():
-    assert [s.split()[0].upper() for s in split_statements(SCHEMA_SQL.read_text())] == ["CREATE"] * 5
+    assert [s.split()[0].upper() for s in split_statements(SCHEMA_SQL.read_text())] == ["CREATE"] * 4
     load_text = LOAD_SQL.read_text()
     load = split_statements(load_text)
     assert len(load) == sum(1 for line in load_text.splitlines() if line.strip() == ";")

@@ -16,7 +16,9 @@ from airline_local.warehouse.redshift_data import Warehouse
 from airline_local.warehouse.redshift_sql import split_statements
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA_SQL = REPO / "sql" / "001_schema.sql"
+MIGRATIONS_DIR = REPO / "sql" / "migrations"
+MIGRATION_FILES = sorted(MIGRATIONS_DIR.glob("*.sql"))  # the schema, 0001 first
+SCHEMA_SQL = MIGRATION_FILES[0]  # 0001: the tables COPY loads (bookings, airports) as created
 LOAD_SQL = REPO / "sql" / "load_bookings.sql"
 IAM_ROLE = "arn:aws:iam::123456789012:role/airline-redshift-copy"
 UTC = dt.timezone.utc
@@ -169,3 +171,15 @@ def bookings_table(rows: int, offset: int) -> pa.Table:
 def fetch(warehouse: Warehouse, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(warehouse.dsn, options="-c TimeZone=UTC") as conn:
         return conn.execute(query, params).fetchall()
+
+
+class DataApiClient:
+    """A boto3-shaped redshift-data client on a DataApiEmulator in this process: keyword
+    arguments in, the emulator's response dicts out (its errors raised as they are)."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def __getattr__(self, action: str) -> Any:
+        method = getattr(self.api, action)
+        return lambda **request: method(request)

@@ -1,7 +1,8 @@
--- Warehouse schema for the airline booking pipeline (Amazon Redshift SQL).
--- The single source of truth: applied at deploy time by the stack's schema custom resource,
--- and, translated for PostgreSQL with sqlglot, by the local runtime.
--- Every statement is idempotent so that a redeploy or a local restart can run it again.
+-- Migration 0001: the warehouse schema as the 2026-12-01 release created it (its
+-- sql/001_schema.sql, statements unchanged). A warehouse that release deployed has exactly these
+-- tables and is baselined at 0001 by the schema custom resource (docs/upgrading-warehouse.md).
+-- Never edit an applied migration: its checksum is recorded in airline.schema_migrations and a
+-- changed one fails the deploy. Change the schema with a new migration instead.
 
 CREATE SCHEMA IF NOT EXISTS airline;
 
@@ -61,8 +62,6 @@ CREATE TABLE IF NOT EXISTS airline.airports (
 DISTSTYLE ALL
 SORTKEY (iata_code);
 
--- rows_read = rows_quarantined + rows_duplicate + rows_inserted + rows_updated + rows_unchanged
--- + rows_stale, checked by the load in the transaction that writes the row.
 -- One row per successful load (keyed by the Step Functions execution that ran it).
 CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
     execution_id     VARCHAR(128)  NOT NULL,
@@ -71,11 +70,9 @@ CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
     rows_read        BIGINT        NOT NULL,
     rows_quarantined BIGINT        NOT NULL,
     rows_duplicate   BIGINT        NOT NULL,
-    rows_staged      BIGINT        NOT NULL,  -- rows the job staged = rows COPY loaded (checked)
     rows_inserted    BIGINT        NOT NULL,
     rows_updated     BIGINT        NOT NULL,
     rows_unchanged   BIGINT        NOT NULL,
-    rows_stale       BIGINT        NOT NULL,  -- older than the warehouse's version: not applied
     quarantine_uri   VARCHAR(1024),
     started_at       TIMESTAMP     NOT NULL,
     loaded_at        TIMESTAMP     NOT NULL,
@@ -83,10 +80,3 @@ CREATE TABLE IF NOT EXISTS airline.ingestion_runs (
 )
 DISTSTYLE ALL
 SORTKEY (started_at);
-
--- The loads' mutex: every load LOCKs it as its first statement, so loads run one after another
--- while readers of the tables above are never blocked (nothing reads it; it holds no rows).
-CREATE TABLE IF NOT EXISTS airline.load_mutex (
-    held_by VARCHAR(128)
-)
-DISTSTYLE ALL;
