@@ -59,7 +59,8 @@ def test_sample_file_is_loaded_and_reported(pipeline, sample_run):
     assert f"rows_quarantined={summary['rows_quarantined']}" in result.notification["message"]
     # Local mode checks IAM by default: each actor called as its own role session, none was denied.
     assert pipeline.iam is not None
-    actors = {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"}
+    actors = {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession",
+              "RedshiftIamRoleSession"}  # the last: the COPY, reading staging/ as its IAM_ROLE
     sessions = {identity.arn.rsplit("/", 1)[-1] for identity in pipeline.iam.registry.identities()}
     assert actors <= sessions
     assert not [entry for entry in pipeline.iam.log if entry[3] == "denied"]
@@ -72,11 +73,20 @@ def test_sample_file_is_loaded_and_reported(pipeline, sample_run):
     assert {"states:StartExecution"} == actions["EventBridgeTarget"]
     assert {"glue:StartCrawler", "glue:GetCrawler", "glue:StartJobRun", "sns:Publish"} <= actions["StepFunctionsExecution"]
     assert {"s3:GetObject", "s3:PutObject", "redshift-data:BatchExecuteStatement"} <= actions["GlueJobRunnerSession"]
+    # The COPY read this run's staged Parquet from S3 as the namespace's COPY role (not the mirror).
+    copy = calls["RedshiftIamRoleSession"]
+    assert copy.role in pipeline.template.resources_of_type("AWS::IAM::Role") and copy.role.startswith("WarehouseCopyRole")
+    assert ("s3:GetObject", f"arn:aws:s3:::<{raw_bucket_id(pipeline)}>/staging/…") in copy.rows
     for principal in calls.values():
         for row in principal.rows.values():
             assert row.allowed_by and all(" policy " in cited for cited in row.allowed_by), row
             assert result.execution_name not in row.resource and pipeline.stack.raw_bucket not in row.resource, row
     assert render(list(calls.values()), "test").count("\n## `") == len(calls)
+
+
+def raw_bucket_id(pipeline) -> str:
+    (bucket,) = [lid for lid in pipeline.template.resources_of_type("AWS::S3::Bucket") if lid.startswith("StorageRawBucket")]
+    return bucket
 
 
 def test_the_committed_iam_calls_table_is_the_sample_runs(sample_run):
