@@ -60,12 +60,21 @@ def test_the_dashboard_reads_exactly_the_metrics_the_job_emits(dashboard, templa
         assert sorted(dims) == sorted(dimensions) and dims[job_metrics.DIMENSION] == f"<{job_id}>", name
 
 
-def test_executions_started_succeeded_failed_and_duration_percentiles(dashboard, template_json):
-    machine_ids = set(resources_of(template_json, "AWS::StepFunctions::StateMachine"))
-    states = _read(dashboard, "AWS/States")
-    per_file = [(n, o.get("stat")) for n, d, o in states if d["StateMachineArn"].strip("<>") in machine_ids]
-    assert {("ExecutionsStarted", "Sum"), ("ExecutionsSucceeded", "Sum"), ("ExecutionsFailed", "Sum"),
-            ("ExecutionTime", "p50"), ("ExecutionTime", "p90")} <= set(per_file)
+@pytest.mark.parametrize(("label", "machine_prefix"), [("Per-file ingestion", "OrchestrationStateMachine"),
+                                                        ("Backfill", "BackfillStateMachine")])
+def test_executions_started_succeeded_failed_and_duration_percentiles(dashboard, template_json, label, machine_prefix):
+    """Each state machine has its own two graphs, and they read that machine's metrics alone."""
+    (machine,) = [k for k in resources_of(template_json, "AWS::StepFunctions::StateMachine")
+                  if k.startswith(machine_prefix)]
+    graphs = {f"{label}: executions": {("ExecutionsStarted", "Sum"), ("ExecutionsSucceeded", "Sum"),
+                                       ("ExecutionsFailed", "Sum"), ("ExecutionsTimedOut", "Sum"),
+                                       ("ExecutionsAborted", "Sum")},
+              f"{label}: execution duration (ms)": {("ExecutionTime", "p50"), ("ExecutionTime", "p90")}}
+    for title, expected in graphs.items():
+        rows = _widget(dashboard, title)["metrics"]
+        assert {row[0] for row in rows} == {"AWS/States"}, title
+        assert {dict(zip(row[2:-1:2], row[3:-1:2]))["StateMachineArn"] for row in rows} == {f"<{machine}>"}, title
+        assert {(row[1], row[-1]["stat"]) for row in rows} == expected, title
 
 
 def test_rows_by_outcome_reject_ratio_dlq_and_job_duration_widgets(dashboard, template_json):
