@@ -1,5 +1,7 @@
 """The dashboard and the reject-ratio alarm as synthesized, and the promise between them and the
-job: every metric the dashboard reads from the job's namespace is one the job emits, and back."""
+job: every metric the dashboard reads from the job's namespace is one bookings_metrics declares, and
+back. That the job really emits them is checked on a real run of the script:
+tests/etl/test_etl_glue_script.py compares its EMF line with what this dashboard reads."""
 
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def _widget(dashboard: dict, title: str) -> dict:
     return widget["properties"]
 
 
-def test_the_dashboard_reads_exactly_the_metrics_the_job_emits(dashboard, template_json):
+def test_the_dashboard_reads_exactly_the_metrics_bookings_metrics_declares(dashboard, template_json):
+    """With the dimension set of the EMF directive (the names a real run emits: the etl test)."""
     emitted = job_metrics.emf_document(FULL_SUMMARY, "job")
     emitted_names = {m["Name"] for m in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     [dimensions] = emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
