@@ -37,5 +37,5 @@ def test_make_test_deselects_the_aws_tests_even_when_opted_in():
 
 
 def test_make_aws_test_selects_them():
-    collected = _collected(_recipe("aws-test"), {**os.environ, "AIRLINE_AWS_TEST": "1"})
-    assert [t for t in collected if "test_aws_acceptance.py" in t], collected
+    command = _recipe("aws-test")
+    assert command[command.index("-m", 2) + 1] == "aws" and "tests/aws" in command, command
