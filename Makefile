@@ -13,10 +13,11 @@ demo: install
 
 ## test: run the whole test suite (unit, infra, ETL, warehouse, local emulator, end to end), its
 ## modules spread over TEST_WORKERS processes (pytest-xdist; each module, or package sharing a
-## fixture, whole on one worker: tests/conftest.py)
+## fixture, whole on one worker: tests/conftest.py). Never the `aws` tests, even with AIRLINE_AWS_TEST=1
+## exported: deploying to a real account is `make aws-test`'s alone.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not aws"
 
 ## reliability: only the bad-input corpus, the fault and the load tests (part of `make test` too)
 reliability: install

@@ -569,6 +569,7 @@ def leftover_report(session: Any, retained: Sequence[Resource], *, destroyed: bo
 class AcceptanceResult:
     stack_name: str
     bootstrap: Bootstrap | None = None
+    deployment: Deployment | None = None
     run: RunCheck | None = None
     report: str = ""
     destroyed: bool = False
@@ -576,9 +577,10 @@ class AcceptanceResult:
 
 def run_acceptance(session: Any, cli: CdkCli, work_dir: Path, *, stack_name: str | None = None,
                    sample: Path = SAMPLE, rows: int = 1000, keep_retained: bool = False,
-                   log: Callable[[str], None] = print) -> AcceptanceResult:
+                   log: Callable[[str], None] = print, poll: float = 10.0) -> AcceptanceResult:
     """Synthesize, check the account, deploy, run the sample, destroy (always, once deploy was
-    attempted) and report the leftovers. Raises AcceptanceError on the first failed check."""
+    attempted) and report the leftovers. Raises AcceptanceError on the first failed check.
+    `poll`: seconds between two looks at the execution (run_file)."""
     stack_name = stack_name or unique_stack_name()
     result = AcceptanceResult(stack_name)
     context = acceptance_context(stack_name)
@@ -605,10 +607,10 @@ def run_acceptance(session: Any, cli: CdkCli, work_dir: Path, *, stack_name: str
         deployed_attempted = True
         cli.deploy(assembly, stack_name, work_dir / "outputs.json")
         retained = retained_resources(cfn, stack_name)
-        deployment = describe_deployment(cfn, stack_name, database=template_database(template))
+        deployment = result.deployment = describe_deployment(cfn, stack_name, database=template_database(template))
         queue_url, _, _ = subscribe_queue(clients("sqs"), clients("sns"), deployment.topic_arn, f"{stack_name}-notifications")
         try:
-            result.run = run_file(clients, deployment, sample, queue_url, rows_read=rows)
+            result.run = run_file(clients, deployment, sample, queue_url, rows_read=rows, poll=poll)
         finally:
             clients("sqs").delete_queue(QueueUrl=queue_url)
     finally:

@@ -1,29 +1,41 @@
 """The AWS acceptance steps (tests/aws/acceptance.py), run against the local pipeline: the same
 functions, with clients of the local emulator instead of a session on an account.
 
-Offline they exercise: the upload under raw/bookings/, finding the execution the upload started
-by listing the state machine's executions, waiting for it, the notification read from an SQS
-queue subscribed to the topic (moto delivers SNS to SQS in-process, next to the patch that writes
-the local mailbox), the success text, and the warehouse count through the Redshift Data API
-(the emulator routes redshift-data to the local PostgreSQL). Deploying, the bootstrap check and
-destroying need an account: test_acceptance_unit.py checks those against stubs, and the
-assembly-reading helpers run here on the cloud assembly the local pipeline synthesized.
+`run_acceptance` itself runs here, its success path whole: the account-facing calls (STS, the
+bootstrap check, the fixed-name lookups, CloudFormation's template, resources and outputs) are
+answered by botocore Stubbers as AWS would answer them for the local pipeline's deployment, built
+from its synthesized template; `describe_deployment` reads the Deployment from those outputs (a
+renamed output fails here, not after a billed deploy); the CDK CLI is an injected runner whose
+synth hands over the pipeline's own cloud assembly. The run's clients are the emulator's: the
+upload under raw/bookings/, finding the execution the upload started by listing the state
+machine's executions, waiting for it, the notification read from an SQS queue subscribed to the
+topic (moto delivers SNS to SQS in-process, next to the patch that writes the local mailbox), the
+success text, and the warehouse count through the Redshift Data API (the emulator routes
+redshift-data to the local PostgreSQL). test_acceptance_unit.py checks the failure paths.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from airline_local.aws.cfn import ACCOUNT_ID, Template
 from airline_local.pipeline import LocalPipeline, temporary_state_dir
 from tests.aws import acceptance
-from tests.aws.acceptance import SAMPLE, Deployment
+from tests.aws.acceptance import SAMPLE, AcceptanceResult, CdkCli, Deployment
 
 pytestmark = pytest.mark.slow
 
 SAMPLE_ROWS = 1000
+STACK = "AirlineBookingPipeline"
+ACCOUNT_SERVICES = ("sts", "cloudformation", "ssm", "glue", "redshift-serverless")
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +44,135 @@ def pipeline() -> Iterator[LocalPipeline]:
         yield running
 
 
+class OfflineAccount:
+    """The boto3 Session run_acceptance gets offline. Account-facing clients: Stubbers answering,
+    in run_acceptance's order, as AWS would for the local pipeline deployed as STACK (its
+    template's outputs and resources with the local physical names). Every other client: the
+    local emulator's."""
+
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        self.pipeline = pipeline
+        self.region_name = pipeline.template.region
+        self.clients: dict[str, object] = {}
+        self.stubs: dict[str, Stubber] = {}
+        for service in ACCOUNT_SERVICES:
+            client = boto3.client(service, region_name=self.region_name, aws_access_key_id="offline",
+                                  aws_secret_access_key="offline")
+            self.clients[service], self.stubs[service] = client, Stubber(client)
+        self._answer_as_aws()
+        for stub in self.stubs.values():
+            stub.activate()
+
+    def client(self, service: str):
+        return self.clients[service] if service in ACCOUNT_SERVICES else self.pipeline.emulator.client(service)
+
+    def runner(self, argv, *, cwd, env) -> subprocess.CompletedProcess:
+        """The CDK CLI: `synth` hands over the pipeline's cloud assembly; the pipeline is the deploy."""
+        if argv[3] == "synth":
+            Path(argv[argv.index("--output") + 1]).symlink_to(self.pipeline.cloud_assembly_dir)
+        return subprocess.CompletedProcess(argv, 0)
+
+    def assert_consumed(self) -> None:
+        for stub in self.stubs.values():
+            stub.assert_no_pending_responses()
+
+    def _answer_as_aws(self) -> None:
+        template = self.pipeline.template
+        body = acceptance.stack_template(self.pipeline.cloud_assembly_dir, STACK)
+        summaries = [self._summary(template, lid, resource["Type"]) for lid, resource in template.resources.items()]
+        outputs = [{"OutputKey": key, "OutputValue": str(template.resolve(output["Value"]))}
+                   for key, output in body.get("Outputs", {}).items()]
+        names = acceptance.fixed_names(body)
+        created = datetime(2026, 1, 1)
+        self.stubs["sts"].add_response("get_caller_identity", {"Account": ACCOUNT_ID, "UserId": "AIDAOFFLINE",
+                                                               "Arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline"})
+        cfn = self.stubs["cloudformation"]
+        cfn.add_response("describe_stacks", {"Stacks": [{"StackName": "CDKToolkit", "CreationTime": created,
+                                                         "StackStatus": "UPDATE_COMPLETE"}]}, {"StackName": "CDKToolkit"})
+        self.stubs["ssm"].add_response("get_parameter", {"Parameter": {"Value": "28"}},
+                                       {"Name": f"/cdk-bootstrap/{acceptance.BOOTSTRAP_QUALIFIER}/version"})
+        for name in names.get("AWS::Glue::Database", []):
+            self.stubs["glue"].add_client_error("get_database", "EntityNotFoundException", "not found", 400,
+                                                expected_params={"Name": name})
+        for name in names.get("AWS::RedshiftServerless::Namespace", []):
+            self.stubs["redshift-serverless"].add_client_error("get_namespace", "ResourceNotFoundException", "not found",
+                                                               404, expected_params={"namespaceName": name})
+        for name in names.get("AWS::RedshiftServerless::Workgroup", []):
+            self.stubs["redshift-serverless"].add_client_error("get_workgroup", "ResourceNotFoundException", "not found",
+                                                               404, expected_params={"workgroupName": name})
+        stack = {"StackName": STACK}
+        cfn.add_response("get_template", {"TemplateBody": json.dumps(body)}, {**stack, "TemplateStage": "Processed"})
+        cfn.add_response("list_stack_resources", {"StackResourceSummaries": summaries}, stack)
+        cfn.add_response("describe_stacks", {"Stacks": [{"StackName": STACK, "CreationTime": created,
+                                                         "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}]}, stack)
+        cfn.add_response("list_stack_resources", {"StackResourceSummaries": summaries}, stack)
+        # The destroy empties the stack's buckets first: offline they keep what the tests read.
+        kept = [s for s in summaries if s["ResourceType"] != "AWS::S3::Bucket"]
+        cfn.add_response("list_stack_resources", {"StackResourceSummaries": kept}, stack)
+        for name in names.get("AWS::Glue::Database", []):
+            self.stubs["glue"].add_response("delete_database", {}, {"Name": name})
+
+    @staticmethod
+    def _summary(template: Template, logical_id: str, resource_type: str) -> dict:
+        summary = {"LogicalResourceId": logical_id, "ResourceType": resource_type,
+                   "LastUpdatedTimestamp": datetime(2026, 1, 1), "ResourceStatus": "CREATE_COMPLETE"}
+        try:
+            summary["PhysicalResourceId"] = str(template.ref(logical_id))
+        except Exception:  # a resource without a local name (AWS::CDK::Metadata, ...): none listed
+            pass
+        return summary
+
+
 @pytest.fixture(scope="module")
-def deployment(pipeline: LocalPipeline) -> Deployment:
+def accepted(pipeline: LocalPipeline, tmp_path_factory) -> tuple[AcceptanceResult, CdkCli]:
+    account = OfflineAccount(pipeline)
+    cli = CdkCli(account.runner, env={})
+    result = acceptance.run_acceptance(account, cli, tmp_path_factory.mktemp("acceptance"), stack_name=STACK,
+                                       rows=SAMPLE_ROWS, log=lambda _line: None, poll=0.25)
+    account.assert_consumed()
+    return result, cli
+
+
+@pytest.fixture(scope="module")
+def deployment(accepted) -> Deployment:
+    return accepted[0].deployment
+
+
+@pytest.fixture(scope="module")
+def run(accepted) -> acceptance.RunCheck:
+    return accepted[0].run
+
+
+def test_run_acceptance_synthesizes_deploys_runs_and_destroys(accepted):
+    result, cli = accepted
+    assert [argv[3] for argv in cli.commands] == ["synth", "deploy", "destroy"]
+    assert result.destroyed and result.run is not None and result.run.status == "SUCCEEDED"
+    assert result.bootstrap == acceptance.Bootstrap("UPDATE_COMPLETE", 28)
+    assert "deleted by the test after destroy: Glue database airline_bookings" in result.report
+
+
+def test_the_deployment_is_read_from_the_stacks_outputs(deployment, pipeline):
+    """describe_deployment on the synthesized outputs names the very resources the pipeline runs."""
     stack = pipeline.stack
-    assert stack is not None and len(stack.topic_arns) == 1, stack
-    # The local Data API takes any workgroup; the job uses the configured one (cdk.json default).
-    return Deployment("AirlineBookingPipeline", stack.raw_bucket, stack.state_machine_arn, stack.topic_arns[0],
-                      workgroup_name="airline-bookings", database="dev")
+    assert len(stack.topic_arns) == 1, stack
+    (secret,) = pipeline.template.resources_of_type("AWS::SecretsManager::Secret")
+    assert deployment == Deployment(STACK, stack.raw_bucket, stack.state_machine_arn, stack.topic_arns[0],
+                                    workgroup_name="airline-bookings", database="dev",
+                                    secret_arn=pipeline.template.ref(secret))
 
 
-@pytest.fixture(scope="module")
-def run(pipeline: LocalPipeline, deployment: Deployment) -> acceptance.RunCheck:
+def test_the_notification_queue_admits_the_topic_alone(pipeline, deployment):
     clients = pipeline.emulator.client
-    queue_url, queue_arn, subscription = acceptance.subscribe_queue(
-        clients("sqs"), clients("sns"), deployment.topic_arn, "acceptance-notifications")
-    assert subscription.startswith(deployment.topic_arn)
-    policy = json.loads(clients("sqs").get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"])
-    assert policy["Statement"][0]["Condition"] == {"ArnEquals": {"aws:SourceArn": deployment.topic_arn}}
-    return acceptance.run_file(clients, deployment, SAMPLE, queue_url, rows_read=SAMPLE_ROWS,
-                               execution_timeout=300, poll=0.25)
+    queue_url, _, subscription = acceptance.subscribe_queue(
+        clients("sqs"), clients("sns"), deployment.topic_arn, "acceptance-policy-check")
+    try:
+        assert subscription.startswith(deployment.topic_arn)
+        policy = json.loads(clients("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"])
+        assert policy["Statement"][0]["Condition"] == {"ArnEquals": {"aws:SourceArn": deployment.topic_arn}}
+    finally:
+        clients("sns").unsubscribe(SubscriptionArn=subscription)
+        clients("sqs").delete_queue(QueueUrl=queue_url)
 
 
 def test_the_upload_starts_one_execution_that_succeeds(run, pipeline, deployment):

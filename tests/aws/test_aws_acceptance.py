@@ -4,7 +4,8 @@ Deploys the app under a unique stack name into the account and region of the env
 resolves them: AWS_PROFILE, variables, SSO, role), runs data/sample/bookings_sample.csv through it,
 checks the notification (via an SQS queue subscribed to the topic) and the warehouse (Data API),
 then destroys the stack, always, and prints what it left. Billed: Redshift Serverless, Glue, and
-about 20-40 minutes of wall time. Skipped unless opted in, so `make test` never deploys.
+about 20-40 minutes of wall time. Skipped unless opted in; `make test` deselects the `aws` marker, so
+it never deploys, even with AIRLINE_AWS_TEST=1 exported (tests/unit/test_make_targets.py).
 The steps are tests/aws/acceptance.py; make test runs them offline (test_acceptance_offline.py,
 test_acceptance_unit.py).
 """

@@ -1,12 +1,13 @@
 """The backfill, end to end in local mode (issue 15): small files (8 here, to keep make test
 within its budget; BACKFILL_E2E_FILES=50 runs the issue's 50), some with bad rows, one
-unreadable, bookings repeated across files, through the synthesized backfill state machine;
-then the same files one per upload through the per-file pipeline into an emptied warehouse."""
+unreadable, bookings repeated across files, and one object that is not a booking file (skipped),
+through the synthesized backfill state machine; then the same files one per upload through the
+per-file pipeline into an emptied warehouse."""
 
 from __future__ import annotations
 
+import json
 import os
-
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,10 @@ pytestmark = pytest.mark.slow
 FILES = int(os.environ.get("BACKFILL_E2E_FILES", "8"))
 # Run-specific columns: everything else of a booking must not depend on how it was loaded.
 RUN_COLUMNS = ("source_file", "execution_id", "ingested_at")
+# The run summary's counts, in the order the email's "Rows by outcome" line names them.
+COUNTS = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged",
+          "rows_stale")
+MAX_REJECT_RATIO = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]["maxRejectRatio"]
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +40,25 @@ def pipeline():
         yield running
 
 
-def make_files(directory: Path) -> tuple[list[Path], str]:
+def make_files(directory: Path) -> tuple[list[Path], str, dict[str, int]]:
     """FILES files: clean ones, three with many bad rows (quarantined, or past maxRejectRatio: the
-    file fails), one unreadable, and bookings repeated across files. Returns (files, unreadable)."""
+    file fails), one unreadable, and bookings repeated across files. Returns (files, unreadable,
+    {file name: bad rows written})."""
     directory.mkdir()
-    files = []
+    files, bad = [], {}
     for i in range(FILES - 1):
         path = directory / f"bookings_{i:02d}.csv"
-        write_csv(path, 6, seed=15_000 + i, bad_ratio=0.5 if i in (2, 4, FILES - 3) else 0.0)
+        kinds = write_csv(path, 6, seed=15_000 + i, bad_ratio=0.5 if i in (2, 4, FILES - 3) else 0.0)
+        bad[path.name] = sum(n for kind, n in kinds.items() if kind.startswith("bad:"))
         files.append(path)
     # Duplicates across files: the last readable file repeats file 1's bookings.
     last = FILES - 2
     files[last] = write_rows(directory / f"bookings_{last:02d}.csv", read_rows(files[1]))
+    bad[files[last].name] = bad[files[1].name]
     unreadable = directory / f"bookings_{FILES - 1:02d}.csv.gz"
     unreadable.write_bytes(b"not gzip at all")
     files.append(unreadable)
-    return files, unreadable.name
+    return files, unreadable.name, bad
 
 
 def bookings(pipeline: LocalPipeline) -> list[tuple]:
@@ -60,29 +68,52 @@ def bookings(pipeline: LocalPipeline) -> list[tuple]:
 
 
 def test_backfill_accounts_for_every_file_sends_one_email_and_loads_as_one_by_one(pipeline, tmp_path):
-    files, unreadable = make_files(tmp_path / "history")
+    files, unreadable, bad = make_files(tmp_path / "history")
+    # Not a booking file (given by name, so uploaded under the prefix): skipped, not failed.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("exported by the old system\n")
     mails_before = len(pipeline.emulator.mailbox.messages())
     executions_before = pipeline.emulator.client("stepfunctions").list_executions(
         stateMachineArn=pipeline.stack.state_machine_arn)["executions"]
 
-    result = run_backfill(pipeline, [tmp_path / "history"], timeout=1800)
+    result = run_backfill(pipeline, [tmp_path / "history", notes], timeout=1800)
 
     assert result.status == "SUCCEEDED", result.error
-    # Every file accounted for: a result per file, the failing ones failed with their cause.
-    assert sorted(Path(f.file).name for f in result.files) == sorted(f.name for f in files)
-    failing = {Path(f.file).name for f in result.failed}
-    assert unreadable in failing and len(failing) <= 4
-    assert all(f.status == "FAILED" and f.error.startswith(("IngestionFailed: ", "JobRunFailed: ")) for f in result.failed)
-    assert all(f.summary["rows_read"] == 6 for f in result.succeeded)
-    assert result.rows["rows_read"] == sum(f.summary["rows_read"] for f in result.succeeded)
+    # Every object accounted for: a result per object, the failing files failed with their cause:
+    # exactly the unreadable one and those with more bad rows than maxRejectRatio allows.
+    assert sorted(Path(f.file).name for f in result.files) == sorted([*(f.name for f in files), notes.name])
+    assert {Path(f.file).name: f.status for f in result.files if f.status not in ("SUCCEEDED", "FAILED")} == \
+        {notes.name: "SKIPPED"}
+    failed = {Path(f.file).name: f for f in result.files if f.status == "FAILED"}
+    rejecting = {name for name, count in bad.items() if count / 6 > MAX_REJECT_RATIO}
+    assert set(failed) == {unreadable} | rejecting, (sorted(failed), bad)
+    assert rejecting, "no file had too many bad rows: the generated files no longer test a rejected file"
+    assert all(f.error.startswith(("IngestionFailed: ", "JobRunFailed: ")) for f in failed.values())
+    for name in rejecting:
+        assert f"{bad[name]} of 6 rows rejected" in failed[name].error, failed[name].error
+    # Every count cross-checked: each file's summary adds up and matches its audit row and what it
+    # wrote, the totals are the sums of the files', and the warehouse holds the rows inserted.
+    succeeded = result.succeeded
+    assert len(succeeded) == len(files) - len(failed)
+    for file in succeeded:
+        summary = file.summary
+        assert summary["rows_read"] == 6 and summary["rows_quarantined"] == bad[Path(file.file).name]
+        assert summary["rows_read"] == sum(summary[k] for k in COUNTS[1:]), summary
+        audit = pipeline.query(f"SELECT {', '.join(COUNTS)} FROM airline.ingestion_runs "
+                               f"WHERE execution_id = '{file.execution_id}'")[1]
+        assert audit == [tuple(summary[k] for k in COUNTS)], (file.file, audit)
+    assert result.rows == {k: sum(f.summary[k] for f in succeeded) for k in COUNTS}
     assert result.rows["rows_duplicate"] + result.rows["rows_unchanged"] + result.rows["rows_updated"] > 0
-    # One email, naming the counts, the failed files and where the per-file results are.
+    assert pipeline.query("SELECT count(*) FROM airline.bookings")[1] == [(result.rows["rows_inserted"],)]
+    # One email, naming the counts (every outcome), the failed files, the skipped object and where
+    # the per-file results are.
     mails = pipeline.emulator.mailbox.messages()[mails_before:]
     assert len(mails) == 1
     assert result.notification is not None and result.notification["subject"] == "Airline booking backfill finished"
     body = result.notification["message"]
-    assert f"{len(result.succeeded)} file(s) succeeded, {len(failing)} failed" in body
-    assert all(name in body for name in failing) and result.results_uri in body
+    assert f"{len(succeeded)} file(s) succeeded, {len(failed)} failed, 1 other object(s) skipped." in body
+    assert "Rows by outcome: " + ", ".join(f"{k}={result.rows[k]}" for k in COUNTS) in body
+    assert all(name in body for name in failed) and result.results_uri in body
     # The backfill's uploads started no per-file execution (the rule matches raw/bookings/ only).
     after = pipeline.emulator.client("stepfunctions").list_executions(
         stateMachineArn=pipeline.stack.state_machine_arn)["executions"]
@@ -94,5 +125,5 @@ def test_backfill_accounts_for_every_file_sends_one_email_and_loads_as_one_by_on
     with psycopg.connect(pipeline.postgres.dsn, autocommit=True) as connection:
         connection.execute("TRUNCATE airline.bookings")
     one_by_one = pipeline.run(files, concurrent=True, timeout=900)
-    assert {Path(r.file).name for r in one_by_one if r.status != "SUCCEEDED"} == failing  # the same files fail
+    assert {Path(r.file).name for r in one_by_one if r.status != "SUCCEEDED"} == set(failed)  # the same files fail
     assert bookings(pipeline) == backfilled

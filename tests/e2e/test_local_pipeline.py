@@ -21,14 +21,25 @@ def assert_conserved(summary: dict) -> None:
     assert summary["rows_read"] == sum(summary[k] for k in COUNTS), summary
 
 
-def test_sample_file_is_loaded_and_reported(pipeline):
-    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "bookings_sample.csv"
-    [result] = pipeline.run([sample])
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "bookings_sample.csv"
+IAM_CALLS_DOC = Path(__file__).resolve().parents[2] / "docs" / "iam-calls.md"
+
+
+@pytest.fixture(scope="module")
+def sample_run(pipeline):
+    """The module's first run, the bundled sample, and the IAM calls report of the pipeline's calls
+    up to then (the deploy and this run: what `make iam-calls` writes to docs/iam-calls.md)."""
+    [result] = pipeline.run([SAMPLE])
+    return result, report_of(pipeline)
+
+
+def test_sample_file_is_loaded_and_reported(pipeline, sample_run):
+    result, report = sample_run
 
     assert result.status == "SUCCEEDED", result.error
     summary = result.summary
     assert_conserved(summary)
-    assert summary["rows_read"] == len(read_rows(sample))
+    assert summary["rows_read"] == len(read_rows(SAMPLE))
     assert summary["rows_quarantined"] > 0  # the sample carries a few bad rows on purpose
     assert summary["rows_inserted"] > 0
     loaded = scalar(pipeline, f"SELECT COUNT(*) FROM airline.bookings WHERE execution_id = '{result.execution_name}'")
@@ -48,23 +59,44 @@ def test_sample_file_is_loaded_and_reported(pipeline):
     assert f"rows_quarantined={summary['rows_quarantined']}" in result.notification["message"]
     # Local mode checks IAM by default: each actor called as its own role session, none was denied.
     assert pipeline.iam is not None
+    actors = {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession",
+              "RedshiftIamRoleSession"}  # the last: the COPY, reading staging/ as its IAM_ROLE
     sessions = {identity.arn.rsplit("/", 1)[-1] for identity in pipeline.iam.registry.identities()}
-    assert {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"} <= sessions
+    assert actors <= sessions
     assert not [entry for entry in pipeline.iam.log if entry[3] == "denied"]
     # docs/iam-calls.md from the same decisions: each actor's calls, each cited to a template statement.
-    calls = {c.session: c for c in report_of(pipeline)}
-    assert {"EventBridgeTarget", "StepFunctionsExecution", "AWS-Crawler", "GlueJobRunnerSession"} <= set(calls)
+    calls = {c.session: c for c in report}
+    assert actors <= set(calls)
     roles = set(pipeline.template.resources_of_type("AWS::IAM::Role"))
     assert {c.role for c in calls.values()} <= roles
     actions = {session: {row.action for row in c.rows.values()} for session, c in calls.items()}
     assert {"states:StartExecution"} == actions["EventBridgeTarget"]
     assert {"glue:StartCrawler", "glue:GetCrawler", "glue:StartJobRun", "sns:Publish"} <= actions["StepFunctionsExecution"]
     assert {"s3:GetObject", "s3:PutObject", "redshift-data:BatchExecuteStatement"} <= actions["GlueJobRunnerSession"]
+    # The COPY read this run's staged Parquet from S3 as the namespace's COPY role (not the mirror).
+    copy = calls["RedshiftIamRoleSession"]
+    assert copy.role in pipeline.template.resources_of_type("AWS::IAM::Role") and copy.role.startswith("WarehouseCopyRole")
+    assert ("s3:GetObject", f"arn:aws:s3:::<{raw_bucket_id(pipeline)}>/staging/…") in copy.rows
     for principal in calls.values():
         for row in principal.rows.values():
             assert row.allowed_by and all(" policy " in cited for cited in row.allowed_by), row
             assert result.execution_name not in row.resource and pipeline.stack.raw_bucket not in row.resource, row
     assert render(list(calls.values()), "test").count("\n## `") == len(calls)
+
+
+def raw_bucket_id(pipeline) -> str:
+    (bucket,) = [lid for lid in pipeline.template.resources_of_type("AWS::S3::Bucket") if lid.startswith("StorageRawBucket")]
+    return bucket
+
+
+def test_the_committed_iam_calls_table_is_the_sample_runs(sample_run):
+    """docs/iam-calls.md is what `make iam-calls` writes from a run of the sample: compare it with
+    this module's run of the sample (the same deploy and run, the same IAM check's decisions)."""
+    _, report = sample_run
+    expected = render(report, f"one run of {SAMPLE.name}") + "\n"
+    assert IAM_CALLS_DOC.read_text(encoding="utf-8") == expected, (
+        "docs/iam-calls.md differs from the calls of this run of the sample: regenerate it with "
+        "`python -m airline_local.aws.iam.calls_report docs/iam-calls.md` (make iam-calls) and commit it")
 
 
 def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):

@@ -133,6 +133,30 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
 # --- the whole script against the emulated Data API ---------------------------------------
 
 
+def _dashboard_job_metrics() -> set[str]:
+    """The names stacks/observability.py's dashboard reads from the job's namespace: its construct
+    synthesized alone (the infra tests check the same dashboard in the whole stack)."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_sns as sns
+    from aws_cdk import aws_sqs as sqs
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk.assertions import Template
+
+    from stacks.config import PipelineConfig
+    from stacks.observability import Observability
+    from tests.infra.template_helpers import only, render
+
+    stack = Stack(App(), "Metrics")
+    machine = sfn.StateMachine(stack, "M", definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "P")))
+    Observability(stack, "O", config=PipelineConfig(), job_name="j", topic=sns.Topic(stack, "T"),
+                  dead_letter_queue=sqs.Queue(stack, "Q"), crawler_events_dead_letter_queue=sqs.Queue(stack, "CQ"),
+                  state_machines={"m": machine})
+    _, props = only(Template.from_stack(stack).to_json(), "AWS::CloudWatch::Dashboard")
+    body = json.loads(render(props["DashboardBody"]))
+    return {row[1] for widget in body["widgets"] if widget["type"] == "metric"
+            for row in widget["properties"]["metrics"] if row[0] == bookings_metrics.NAMESPACE}
+
+
 @pytest.fixture(scope="module")
 def data_api_endpoint():
     """A PostgreSQL warehouse behind the Data API emulator, served by the moto server."""
@@ -196,6 +220,11 @@ def test_the_script_loads_the_sample_and_a_retried_load_changes_nothing(data_api
                                     + summary["rows_inserted"] + summary["rows_updated"]
                                     + summary["rows_unchanged"] + summary["rows_stale"])
     assert summary["quarantine_uri"] == (root / "quarantine" / "exec-ok-1").as_uri() + "/"
+    # The metrics this run emitted (its EMF line) are exactly those the stack's dashboard reads:
+    # a phase or a count renamed in the job, or on the dashboard, fails here.
+    [metrics_line] = [x for x in result.stdout.splitlines() if '"_aws":' in x]
+    [directive] = json.loads(metrics_line)["_aws"]["CloudWatchMetrics"]
+    assert {m["Name"] for m in directive["Metrics"]} == _dashboard_job_metrics()
 
     # A retry of the same execution (same staged files) merges nothing new and replaces the
     # run's audit row instead of adding one.

@@ -1,5 +1,6 @@
 """The job's metrics: the EMF document built from a run summary (bookings_metrics). The line the
-real script prints on stdout is checked in test_etl_glue_script.py (its failed-file run)."""
+real script prints on stdout is checked in test_etl_glue_script.py (its failed-file run; its
+successful run's metric names against what the stack's dashboard reads)."""
 
 from __future__ import annotations
 

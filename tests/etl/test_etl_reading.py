@@ -97,6 +97,19 @@ def test_a_missing_file_and_a_directory_are_rejected(spark, tmp_path):
         bookings_io.read_header(spark, tmp_path.as_uri())
 
 
+@pytest.mark.parametrize("segment", ["", ".", ".."])
+def test_a_key_with_an_empty_dot_or_dot_dot_segment_is_refused(write_file, spark, tmp_path, segment):
+    """README: such a key is refused, although Hadoop's Path would normalize it onto a file that
+    exists (here the very file beside it) and read that one."""
+    (tmp_path / "raw").mkdir()
+    write_file(HEADER + "\n" + GOOD_LINE + "\n", "raw/bookings.csv")
+    write_file(HEADER + "\n" + GOOD_LINE + "\n", "bookings.csv")
+    target = {"": "raw//bookings.csv", ".": "raw/./bookings.csv", "..": "raw/../bookings.csv"}[segment]
+    uri = f"file://{tmp_path}/{target}"
+    with pytest.raises(FileRejected, match=r"the object key has an empty, '\.' or '\.\.' path segment"):
+        bookings_io.read_header(spark, uri)
+
+
 def test_header_with_quoted_names_and_a_bom(write_file, spark):
     path = write_file('\ufeff"booking_id","departure, local"\r\nB1,x\r\n')
     assert bookings_io.read_header(spark, path.as_uri()) == ["booking_id", "departure, local"]

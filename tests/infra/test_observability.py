@@ -1,5 +1,7 @@
 """The dashboard and the reject-ratio alarm as synthesized, and the promise between them and the
-job: every metric the dashboard reads from the job's namespace is one the job emits, and back."""
+job: every metric the dashboard reads from the job's namespace is one bookings_metrics declares, and
+back. That the job really emits them is checked on a real run of the script:
+tests/etl/test_etl_glue_script.py compares its EMF line with what this dashboard reads."""
 
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def _widget(dashboard: dict, title: str) -> dict:
     return widget["properties"]
 
 
-def test_the_dashboard_reads_exactly_the_metrics_the_job_emits(dashboard, template_json):
+def test_the_dashboard_reads_exactly_the_metrics_bookings_metrics_declares(dashboard, template_json):
+    """With the dimension set of the EMF directive (the names a real run emits: the etl test)."""
     emitted = job_metrics.emf_document(FULL_SUMMARY, "job")
     emitted_names = {m["Name"] for m in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     [dimensions] = emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
@@ -60,12 +63,21 @@ def test_the_dashboard_reads_exactly_the_metrics_the_job_emits(dashboard, templa
         assert sorted(dims) == sorted(dimensions) and dims[job_metrics.DIMENSION] == f"<{job_id}>", name
 
 
-def test_executions_started_succeeded_failed_and_duration_percentiles(dashboard, template_json):
-    machine_ids = set(resources_of(template_json, "AWS::StepFunctions::StateMachine"))
-    states = _read(dashboard, "AWS/States")
-    per_file = [(n, o.get("stat")) for n, d, o in states if d["StateMachineArn"].strip("<>") in machine_ids]
-    assert {("ExecutionsStarted", "Sum"), ("ExecutionsSucceeded", "Sum"), ("ExecutionsFailed", "Sum"),
-            ("ExecutionTime", "p50"), ("ExecutionTime", "p90")} <= set(per_file)
+@pytest.mark.parametrize(("label", "machine_prefix"), [("Per-file ingestion", "OrchestrationStateMachine"),
+                                                        ("Backfill", "BackfillStateMachine")])
+def test_executions_started_succeeded_failed_and_duration_percentiles(dashboard, template_json, label, machine_prefix):
+    """Each state machine has its own two graphs, and they read that machine's metrics alone."""
+    (machine,) = [k for k in resources_of(template_json, "AWS::StepFunctions::StateMachine")
+                  if k.startswith(machine_prefix)]
+    graphs = {f"{label}: executions": {("ExecutionsStarted", "Sum"), ("ExecutionsSucceeded", "Sum"),
+                                       ("ExecutionsFailed", "Sum"), ("ExecutionsTimedOut", "Sum"),
+                                       ("ExecutionsAborted", "Sum")},
+              f"{label}: execution duration (ms)": {("ExecutionTime", "p50"), ("ExecutionTime", "p90")}}
+    for title, expected in graphs.items():
+        rows = _widget(dashboard, title)["metrics"]
+        assert {row[0] for row in rows} == {"AWS/States"}, title
+        assert {dict(zip(row[2:-1:2], row[3:-1:2]))["StateMachineArn"] for row in rows} == {f"<{machine}>"}, title
+        assert {(row[1], row[-1]["stat"]) for row in rows} == expected, title
 
 
 def test_rows_by_outcome_reject_ratio_dlq_and_job_duration_widgets(dashboard, template_json):

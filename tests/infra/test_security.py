@@ -503,8 +503,7 @@ def test_the_trail_validates_encrypts_and_records_every_object_access_of_the_dat
         resources_of(any_template, "AWS::S3::Bucket")[data_bucket]["Properties"]["BucketEncryption"]
         ["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
     )
-    if trail.get("IsMultiRegionTrail") is True and trail.get("IncludeGlobalServiceEvents") is True:
-        return
+    # Whatever the trail's region scope, it must record the raw bucket's object reads and writes.
     recorded = {
         render(value)
         for selector in trail.get("EventSelectors", [])

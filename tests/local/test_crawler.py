@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import uuid
 from urllib.parse import unquote_plus
 
 import pytest
+from emulator_helpers import ROLE_ARN, wait_for
 
+from airline_local.aws.moto_patches import CrawlerSettings
 from airline_local.glue.crawler import (
     CRAWL_EVENT_MODE,
     OPEN_CSV_SERDE,
@@ -107,22 +110,6 @@ def test_an_empty_target_creates_no_table(store):
     assert glue.get_tables(DatabaseName=database)["TableList"] == []
 
 
-@pytest.mark.parametrize(
-    ("key", "body", "message"),
-    [
-        ("raw/bookings/broken.csv.gz", b"this is not gzip", "not a valid gzip file"),
-        ("raw/bookings/dupes.csv", b"id,ID\n1,2\n", "duplicate column name 'id'"),
-        ("raw/bookings/latin1.csv", "café,x\n".encode("latin-1"), "not UTF-8"),
-    ],
-)
-def test_unreadable_files_fail_the_crawl_naming_the_object(store, key, body, message):
-    s3, glue, bucket, database = store
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
-    with pytest.raises(CrawlError, match=message) as failure:
-        run_crawl(definition(bucket, database), s3, glue)
-    assert f"s3://{bucket}/{key}" in str(failure.value)
-
-
 def test_missing_database_fails_the_crawl(store):
     s3, glue, bucket, _ = store
     with pytest.raises(CrawlError, match="Database nope not found"):
@@ -206,6 +193,46 @@ def test_event_mode_lists_on_the_first_crawl_then_reads_only_the_new_object(even
     s3.delete_object(Bucket=bucket, Key="raw/bookings/old_0.csv")
     removed = run_crawl(event_definition, s3, glue, sqs=sqs, first_crawl=False)
     assert (removed.objects_read, removed.events_consumed, removed.tables_unchanged) == (0, 1, ("bookings",))
+
+
+UNREADABLE = {
+    "raw/bookings/broken.csv.gz": (b"this is not gzip", "not a valid gzip file"),
+    "raw/bookings/dupes.csv": (b"id,ID\n1,2\n", "duplicate column name 'id'"),
+    "raw/bookings/latin1.csv": ("café,x\n".encode("latin-1"), "not UTF-8"),
+}
+
+
+def test_the_emulator_crawl_skips_unreadable_new_objects_naming_each_one(event_store, emulator, caplog):
+    """The runtime's mode: the emulator's StartCrawler on a CRAWL_EVENT_MODE crawler (as the stack's),
+    a later crawl reading only the objects its S3 events name, with skip_unreadable (AWS classifies
+    such a file UNKNOWN). The crawl SUCCEEDS, logs each unreadable object with its reason, and the
+    table takes the readable new object's columns only."""
+    s3, glue, _, url, bucket, database, event_definition = event_store
+    emulator.crawler_settings = CrawlerSettings(running_seconds=0.1, stopping_seconds=0.1)
+    target = {"Path": event_definition.s3_targets[0].path, "EventQueueArn": event_definition.s3_targets[0].event_queue_arn}
+    glue.create_crawler(Name=event_definition.name + database, Role=ROLE_ARN, DatabaseName=database,
+                        Targets={"S3Targets": [target]}, RecrawlPolicy={"RecrawlBehavior": CRAWL_EVENT_MODE})
+    name = event_definition.name + database
+
+    def crawl() -> dict:
+        glue.start_crawler(Name=name)  # RUNNING from here on: READY below is this crawl's end
+        return wait_for(lambda: (c := glue.get_crawler(Name=name)["Crawler"])["State"] == "READY"
+                        and "LastCrawl" in c and c, what="READY")["LastCrawl"]
+
+    s3.put_object(Bucket=bucket, Key="raw/bookings/a.csv", Body=b"id\n1\n")
+    assert crawl()["Status"] == "SUCCEEDED"  # the first crawl lists the target
+    for key, (body, _) in UNREADABLE.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_object(Bucket=bucket, Key="raw/bookings/b.csv", Body=b"id,fare\n1,3\n")
+    with caplog.at_level(logging.INFO, logger="airline_local.aws.moto_patches"):
+        last = crawl()
+    assert last["Status"] == "SUCCEEDED", last
+    assert any("mode='event'" in r.getMessage() for r in caplog.records)  # read from the events, not a listing
+    assert columns(glue, database, "bookings") == ["id", "fare"]
+    assert waiting(emulator.client("sqs"), url) == 0  # the events were consumed, the skipped ones too
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    for key, (_, message) in UNREADABLE.items():
+        assert any(f"s3://{bucket}/{key}" in line and message in line for line in skipped), (key, skipped)
 
 
 def test_a_failed_event_crawl_hands_its_events_back_to_the_next_crawl(event_store):

@@ -1,5 +1,7 @@
-"""docs/iam-calls.md's folding of resources (the table itself is checked on a real run in
-tests/e2e/test_local_pipeline.py::test_sample_file_is_loaded_and_reported)."""
+"""docs/iam-calls.md's folding of resources. The table itself is checked on a real run in
+tests/e2e/test_local_pipeline.py: test_sample_file_is_loaded_and_reported checks the report's
+actors and citations, test_the_committed_iam_calls_table_is_the_sample_runs compares the committed
+docs/iam-calls.md with the report of that run of the sample."""
 
 from __future__ import annotations
 

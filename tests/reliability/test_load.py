@@ -1,11 +1,15 @@
 """Bursts and long sequences: every file loaded once, and the local stack's resources stay flat.
 
-- A burst of 10 uploads at once: twice the job's MaxConcurrentRuns (5), so the state machine's
-  retry on Glue.ConcurrentRunsExceededException and the crawler hand-over are exercised for real
+- A burst of 10 uploads at once: twice the job's MaxConcurrentRuns (5), so the job's run limit
+  and the crawler hand-over are exercised for real, and the test asserts from the execution
+  histories that they were: a Run ETL job refused with Glue.ConcurrentRunsExceededException and
+  retried (or, with Glue's job run queuing, a run seen WAITING), and a Start crawler refused with
+  Glue.CrawlerRunningException that went on to wait for the other's crawl
   (`make soak` bursts 20: RELIABILITY_BURST_FILES).
 - Small files in sequence: all loaded; RSS and open file descriptors of this process (moto,
   Data API, pollers), its children (the warm Spark workers) and the PostgreSQL server tree,
-  sampled after every run, must not keep growing. 12 files in `make test` (about 45 s);
+  sampled after every run, may grow by at most RSS_SLOPE_BOUND (1.5 MiB) and FD_SLOPE_BOUND
+  (0.25 fd) a run. 12 files in `make test` (about 45 s);
   `make soak` runs 100 (RELIABILITY_SEQUENCE_FILES), past a warm worker's replacement at 50 runs.
 
   "Not growing" is a least-squares slope over every sample after the warm-up, bounded per run
@@ -21,7 +25,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -35,6 +42,9 @@ ROWS_PER_FILE = 25
 WORKER_RSS_LIMIT = 2 * 2**30
 WORKER_FD_LIMIT = 2000  # a warm worker's JVM holds ~300-600 (jars, sockets, shuffle files)
 MIB = 2**20
+# State names of stacks/orchestration.py (not imported: that would load the CDK into this process);
+# the burst test checks every execution entered them.
+RUN_ETL_JOB, START_CRAWLER, WAIT_FOR_CRAWLER = "Run ETL job", "Start crawler", "Wait for crawler"
 # Growth per run allowed to the stack (without its warm workers). moto keeps every object and
 # execution history in memory (AWS would expire staging/ by lifecycle), and that share is linear.
 # Measured (12 files, 2026-12-02, a loaded machine; MEASURED_RSS_MIB below): the stack grows
@@ -62,7 +72,8 @@ def _files(folder, tag: str, count: int):
 def test_a_burst_of_uploads_all_succeed_and_load_every_row_once(pipeline, tmp_path):
     files = _files(tmp_path, "BURST", BURST_FILES)
     started = time.monotonic()
-    results = run_keyed(pipeline, files, window=len(files), timeout=1800)  # all uploaded at once
+    with job_run_states(pipeline) as seen_states:
+        results = run_keyed(pipeline, files, window=len(files), timeout=1800)  # all uploaded at once
     seconds = time.monotonic() - started
     print(f"\nburst: {len(files)} files in {seconds:.0f} s")
 
@@ -70,6 +81,92 @@ def test_a_burst_of_uploads_all_succeed_and_load_every_row_once(pipeline, tmp_pa
     for result in results:
         assert assert_accounted_in_warehouse(pipeline, result)["rows_inserted"] == ROWS_PER_FILE
     assert rows_with_prefix(pipeline, "RL-BURST") == ROWS_PER_FILE * len(files)
+
+    # What the burst claims to exercise, from the execution histories (and the job's runs).
+    histories = {r.execution_name: execution_history(pipeline, r.execution_name) for r in results}
+    for events in histories.values():
+        entered = {e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e}
+        assert {START_CRAWLER, RUN_ETL_JOB} <= entered, sorted(entered)
+    retried = [name for name, events in histories.items()
+               if refused_then_rescheduled(events, RUN_ETL_JOB, "Glue.ConcurrentRunsExceededException")]
+    handed_over = [name for name, events in histories.items()
+                   if refused_then_entered(events, START_CRAWLER, "Glue.CrawlerRunningException", WAIT_FOR_CRAWLER)]
+    print(f"  job run refused and retried: {len(retried)}; job run states seen: {sorted(seen_states)}; "
+          f"crawler handed over: {len(handed_over)}")
+    # Over MaxConcurrentRuns a run is refused and the state machine retries it; with Glue's job run
+    # queuing (JobRunQueuingEnabled) the run waits, WAITING, instead. One of the two must happen.
+    assert retried or "WAITING" in seen_states, (sorted(seen_states), "no run was refused and retried, none waited")
+    assert handed_over, "no execution found the crawler busy and waited for the other's crawl"
+
+
+@contextmanager
+def job_run_states(pipeline) -> Iterator[set[str]]:
+    """The states the Glue job's runs were seen in, sampled every 0.2 s while the block runs."""
+    glue = pipeline.emulator.client("glue")
+    (job,) = pipeline.stack.job_names
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            for page in glue.get_paginator("get_job_runs").paginate(JobName=job):
+                seen.update(run["JobRunState"] for run in page["JobRuns"])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        sampler.join(timeout=30)
+
+
+def execution_history(pipeline, execution_name: str) -> list[dict]:
+    arn = pipeline.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name}"
+    sfn = pipeline.emulator.client("stepfunctions")
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+    return [event for page in pages for event in page["events"]]
+
+
+def _error(event: dict) -> str | None:
+    return next((details["error"] for key, details in event.items()
+                 if key.endswith("EventDetails") and isinstance(details, dict) and "error" in details), None)
+
+
+def _states_and_errors(events: list[dict]) -> list[tuple[str, str]]:
+    """("entered", state) and ("error", error name) in the order they happened."""
+    out = []
+    for event in events:
+        if "stateEnteredEventDetails" in event:
+            out.append(("entered", event["stateEnteredEventDetails"]["name"]))
+        elif _error(event) is not None:
+            out.append(("error", _error(event)))
+    return out
+
+
+def refused_then_rescheduled(events: list[dict], state: str, error: str) -> bool:
+    """The task `state` failed with `error` and was scheduled again (a Retry) before leaving it."""
+    scheduled_after_error = False
+    in_state = failed = False
+    for event in events:
+        if "stateEnteredEventDetails" in event:
+            in_state, failed = event["stateEnteredEventDetails"]["name"] == state, False
+        elif in_state and _error(event) == error:
+            failed = True
+        elif in_state and failed and event["type"] == "TaskScheduled":
+            scheduled_after_error = True
+    return scheduled_after_error
+
+
+def refused_then_entered(events: list[dict], state: str, error: str, next_state: str) -> bool:
+    """The task `state` failed with `error` and the execution then entered `next_state` (a Catch)."""
+    flow = _states_and_errors(events)
+    for index, (kind, value) in enumerate(flow):
+        if kind == "entered" and value == state:
+            rest = flow[index + 1:]
+            if rest[:1] == [("error", error)] and ("entered", next_state) in rest[1:2]:
+                return True
+    return False
 
 
 @pytest.mark.slow
@@ -165,3 +262,13 @@ def test_fit_trend_is_least_squares_with_its_standard_error():
     assert trend.detectable(0.5) == pytest.approx(0.5 + 2 * trend.stderr)
     with pytest.raises(ValueError):
         fit_trend([1.0, 2.0])
+
+
+def test_the_readme_states_the_bounds_this_test_applies():
+    """README's Load paragraph and these bounds are one: changing either alone fails here."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert f"RSS may grow by at most {RSS_SLOPE_BOUND / MIB:g} MiB a run" in readme
+    assert f"open files by {FD_SLOPE_BOUND:g} a run" in readme
+    assert f"{RSS_SLOPE_BOUND / MIB:g} MiB a run is allowed" in readme
