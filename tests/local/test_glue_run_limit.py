@@ -143,3 +143,127 @@ def test_start_job_run_sync_waits_while_its_run_is_waiting(emulator, gated_job, 
     result = wait_for_execution(sfn, execution, timeout=60)
     assert result["status"] == "SUCCEEDED", result
     assert json.loads(result["output"])["JobRunState"] == "SUCCEEDED"
+
+
+# -- the synthesized stack: a backfill holding every run of the job, and uploads meanwhile ---------
+# Both state machines as synthesized (with the job's limit 2 and a backfill of 2 files at once, so
+# that the backfill holds every run), deployed by the local deploy; the job's runs execute a
+# gated stand-in (emulator_helpers.STAND_IN_JOB, the real RunSummary) held until the test opens
+# the gate.
+
+GATE_PRELUDE = '''\
+import pathlib as _pathlib, time as _time
+_deadline = _time.monotonic() + 120
+while _pathlib.Path({gate!r}).exists() and _time.monotonic() < _deadline:
+    _time.sleep(0.05)
+'''
+REFUSED = "Glue.ConcurrentRunsExceededException"
+
+
+def no_job_run_queuing(body: dict) -> None:
+    """The mutation: the template's Glue job without JobRunQueuingEnabled (as before the fix)."""
+    [job] = [r for r in body["Resources"].values() if r["Type"] == "AWS::Glue::Job"]
+    if not job["Properties"].pop("JobRunQueuingEnabled", None):
+        raise AssertionError("the template's job does not enable job run queuing: nothing to remove")
+
+
+@pytest.fixture(scope="module")
+def synthesized(emulator, tmp_path_factory):
+    from emulator_helpers import PROJECT_DIR, STAND_IN_JOB, deploy_synthesized_pipeline
+
+    from airline_local.local_stack import synthesize
+    from airline_local.pipeline import LOCAL_CONTEXT
+
+    if emulator.client("stepfunctions").list_state_machines()["stateMachines"]:
+        pytest.skip("the emulator is shared with a suite that already deployed a stack into it")
+    work_dir = tmp_path_factory.mktemp("run-limit")
+    cdk_out = synthesize(work_dir / "cdk.out", {**LOCAL_CONTEXT, "glueMaxConcurrentRuns": 2, "backfillMaxConcurrency": 2})
+    pipeline = deploy_synthesized_pipeline(emulator, cdk_out, work_dir)
+    gate = work_dir / "gate"
+    script = work_dir / "gated_stand_in_job.py"
+    script.write_text(GATE_PRELUDE.format(gate=str(gate)) + STAND_IN_JOB.format(glue_scripts=str(PROJECT_DIR / "glue_scripts")))
+    spec = JobSpec(script=script, default_arguments={"--data_root_uri": f"s3://{pipeline.bucket}"}, needs_java=False)
+    emulator.job_runner.register_job(pipeline.job, spec)
+    pipeline.gate, pipeline.gated_job = gate, spec
+    yield pipeline
+    gate.unlink(missing_ok=True)
+    pipeline.wait_until_idle(120)
+
+
+def deploy_job(pipeline, transform=None) -> None:
+    """Deploy the template's Glue job again, `transform` applied (the stack update of that one
+    resource), through the local deploy's own step; its runs stay the gated stand-in."""
+    from airline_local.local_stack import _create_job
+    from airline_local.pipeline import _transformed
+
+    assembly = _transformed(pipeline.assembly, transform)
+    [lid] = assembly.template.resources_of_type("AWS::Glue::Job")
+    _create_job(assembly, lid, pipeline.emulator.client("glue"), pipeline.emulator.job_runner)
+    pipeline.emulator.job_runner.register_job(pipeline.job, pipeline.gated_job)
+
+
+def start_backfill_holding_every_run(pipeline) -> str:
+    """A backfill of two files whose runs (the job's two) are held at the gate; its execution ARN."""
+    s3, sfn, glue = (pipeline.emulator.client(s) for s in ("s3", "stepfunctions", "glue"))
+    prefix = f"raw/backfill/{unique('held')}/"
+    for i in range(2):
+        s3.put_object(Bucket=pipeline.bucket, Key=f"{prefix}old_{i}.csv", Body=b"booking_id,route\n1,AB\n")
+    pipeline.gate.touch()
+    arn = sfn.start_execution(stateMachineArn=pipeline.stack.backfill_state_machine_arn, name=unique("backfill"),
+                              input=json.dumps({"prefix": prefix}))["executionArn"]
+    held = lambda: sum(r["JobRunState"] == "RUNNING" and prefix in r.get("Arguments", {}).get("--source_uri", "")  # noqa: E731
+                       for r in glue.get_job_runs(JobName=pipeline.job)["JobRuns"]) == 2
+    wait_for(held, timeout=60, interval=0.2, what="the backfill to hold both runs of the job")
+    return arn
+
+
+def refusals(pipeline, execution_arn: str) -> int:
+    from emulator_helpers import history
+
+    events = history(pipeline.emulator.client("stepfunctions"), execution_arn)
+    return sum((e.get("taskFailedEventDetails") or {}).get("error") == REFUSED for e in events)
+
+
+def test_uploads_during_a_backfill_holding_every_run_wait_for_a_run_and_are_all_ingested(synthesized):
+    pipeline, sfn = synthesized, synthesized.emulator.client("stepfunctions")
+    backfill = start_backfill_holding_every_run(pipeline)
+    keys = [f"raw/bookings/{unique('during')}.csv" for _ in range(2)]
+    for key in keys:
+        pipeline.upload(key, b"booking_id,route\n1,AB\n2,CD\n")
+    executions = [pipeline.execution_for(key) for key in keys]
+    # Each upload's run is queued behind the backfill's: WAITING, not refused.
+    for execution in executions:
+        wait_for(lambda: [r["JobRunState"] for r in pipeline.job_runs_for(execution["name"])] == ["WAITING"],
+                 timeout=60, interval=0.2, what=f"{execution['name']}'s job run to wait")
+    assert sfn.describe_execution(executionArn=backfill)["status"] == "RUNNING"
+
+    pipeline.gate.unlink()
+    for execution in executions:
+        result = wait_for_execution(sfn, execution["executionArn"], timeout=120)
+        assert result["status"] == "SUCCEEDED", result
+        assert refusals(pipeline, execution["executionArn"]) == 0
+        assert [r["JobRunState"] for r in pipeline.job_runs_for(execution["name"])] == ["SUCCEEDED"]
+        assert len(pipeline.mails_for(execution["name"])) == 1
+    assert wait_for_execution(sfn, backfill, timeout=120)["status"] == "SUCCEEDED"
+
+
+def test_without_job_run_queuing_an_upload_during_such_a_backfill_is_refused_its_run(synthesized):
+    """The defect, shown on the template without JobRunQueuingEnabled: the upload's StartJobRun is
+    refused while the backfill holds every run (on AWS it retries for up to ~1.75 h, then fails)."""
+    pipeline, sfn = synthesized, synthesized.emulator.client("stepfunctions")
+    deploy_job(pipeline, no_job_run_queuing)
+    try:
+        assert "JobRunQueuingEnabled" not in pipeline.emulator.client("glue").get_job(JobName=pipeline.job)["Job"]
+        backfill = start_backfill_holding_every_run(pipeline)
+        key = f"raw/bookings/{unique('refused')}.csv"
+        pipeline.upload(key, b"booking_id,route\n1,AB\n")
+        execution = pipeline.execution_for(key)
+        wait_for(lambda: refusals(pipeline, execution["executionArn"]) >= 1, timeout=60, interval=0.2,
+                 what=f"{execution['name']}'s StartJobRun to be refused")
+        assert pipeline.job_runs_for(execution["name"]) == []  # no run of its own
+    finally:
+        pipeline.gate.unlink(missing_ok=True)
+        # Its retries take the run once the backfill ends (locally 2 s, x1.5, at most 20 s apart).
+        wait_for_execution(sfn, execution["executionArn"], timeout=180)
+        wait_for_execution(sfn, backfill, timeout=120)
+        deploy_job(pipeline)  # the template as synthesized
