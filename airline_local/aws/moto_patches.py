@@ -745,7 +745,8 @@ def run_glue_jobs_locally() -> None:
     Run limit and queuing as Glue: at most MaxConcurrentRuns runs of a job at once; a start beyond
     it is refused with ConcurrentRunsExceededException, or, with job run queuing (the run's
     JobRunQueuingEnabled, else the job's), created WAITING and started, oldest first, when a run of
-    the job ends. moto 5.2.5 ignores JobRunQueuingEnabled and checks the limit without a lock."""
+    the job ends. moto 5.2.5 ignores JobRunQueuingEnabled and checks the limit without a lock.
+    Tested in tests/local/test_glue_run_limit.py."""
     from moto.glue.models import FakeJob, FakeJobRun
     from moto.glue.responses import GlueResponse
     from moto.moto_api import state_manager

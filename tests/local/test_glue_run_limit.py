@@ -131,25 +131,30 @@ def test_start_job_run_sync_waits_while_its_run_is_waiting(emulator, gated_job, 
         "Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync", "End": True,
         "Parameters": {"JobName": job, "Arguments": {"--gate": queued_gate}}}}}
     machine = sfn.create_state_machine(name=unique("sm"), definition=json.dumps(definition), roleArn=ROLE_ARN)
-    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"))["executionArn"]
-
-    runs = lambda: [r for r in glue.get_job_runs(JobName=job)["JobRuns"] if r["Id"] != holder]  # noqa: E731
-    [queued] = wait_for(runs, what="the execution's job run")
-    assert queued["JobRunState"] == "WAITING"
-    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
-    Path(holder_gate).unlink()
-    wait_state(glue, job, queued["Id"], "RUNNING")
-    Path(queued_gate).unlink()
-    result = wait_for_execution(sfn, execution, timeout=60)
-    assert result["status"] == "SUCCEEDED", result
-    assert json.loads(result["output"])["JobRunState"] == "SUCCEEDED"
+    try:
+        execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"))["executionArn"]
+        runs = lambda: [r for r in glue.get_job_runs(JobName=job)["JobRuns"] if r["Id"] != holder]  # noqa: E731
+        [queued] = wait_for(runs, what="the execution's job run")
+        assert queued["JobRunState"] == "WAITING"
+        assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+        Path(holder_gate).unlink()
+        wait_state(glue, job, queued["Id"], "RUNNING")
+        Path(queued_gate).unlink()
+        result = wait_for_execution(sfn, execution, timeout=60)
+        assert result["status"] == "SUCCEEDED", result
+        assert json.loads(result["output"])["JobRunState"] == "SUCCEEDED"
+    finally:
+        # The module's synthesized stack below is deployed into an emulator with no state machine.
+        sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
 
 
 # -- the synthesized stack: a backfill holding every run of the job, and uploads meanwhile ---------
-# Both state machines as synthesized (with the job's limit 2 and a backfill of 2 files at once, so
-# that the backfill holds every run), deployed by the local deploy; the job's runs execute a
-# gated stand-in (emulator_helpers.STAND_IN_JOB, the real RunSummary) held until the test opens
-# the gate.
+# Both state machines as local mode synthesizes them (the suite's cached synth), deployed by the
+# local deploy, with one edit that makes the backfill hold every run: the job's MaxConcurrentRuns
+# lowered to the backfill's concurrency (4 of 5 by default), which is the template that
+# `glueMaxConcurrentRuns: 4, backfillMaxConcurrency: 4` synthesizes. The job's runs execute a
+# gated stand-in (emulator_helpers.STAND_IN_JOB, the real RunSummary) held until the test opens the
+# gate.
 
 GATE_PRELUDE = '''\
 import pathlib as _pathlib, time as _time
@@ -158,6 +163,22 @@ while _pathlib.Path({gate!r}).exists() and _time.monotonic() < _deadline:
     _time.sleep(0.05)
 '''
 REFUSED = "Glue.ConcurrentRunsExceededException"
+
+
+def backfill_concurrency() -> int:
+    """The backfill's MaxConcurrency in local mode's synth (stacks/config.py)."""
+    from airline_local.local_stack import PROJECT_DIR
+    from airline_local.pipeline import LOCAL_CONTEXT
+    from stacks.config import config_from_context
+
+    context = json.loads((PROJECT_DIR / "cdk.json").read_text())["context"]
+    return config_from_context({**context, **LOCAL_CONTEXT}).backfill_concurrency
+
+
+def job_limit_of_the_backfill(body: dict) -> None:
+    """The job's MaxConcurrentRuns set to the backfill's concurrency: the backfill holds every run."""
+    [job] = [r for r in body["Resources"].values() if r["Type"] == "AWS::Glue::Job"]
+    job["Properties"]["ExecutionProperty"]["MaxConcurrentRuns"] = backfill_concurrency()
 
 
 def no_job_run_queuing(body: dict) -> None:
@@ -169,16 +190,18 @@ def no_job_run_queuing(body: dict) -> None:
 
 @pytest.fixture(scope="module")
 def synthesized(emulator, tmp_path_factory):
-    from emulator_helpers import PROJECT_DIR, STAND_IN_JOB, deploy_synthesized_pipeline
+    from emulator_helpers import PROJECT_DIR, STAND_IN_JOB, SynthesizedPipeline
 
-    from airline_local.local_stack import synthesize
-    from airline_local.pipeline import LOCAL_CONTEXT
+    from airline_local.local_stack import CloudAssembly, deploy, synthesize
+    from airline_local.pipeline import LOCAL_CONTEXT, _transformed
 
     if emulator.client("stepfunctions").list_state_machines()["stateMachines"]:
         pytest.skip("the emulator is shared with a suite that already deployed a stack into it")
     work_dir = tmp_path_factory.mktemp("run-limit")
-    cdk_out = synthesize(work_dir / "cdk.out", {**LOCAL_CONTEXT, "glueMaxConcurrentRuns": 2, "backfillMaxConcurrency": 2})
-    pipeline = deploy_synthesized_pipeline(emulator, cdk_out, work_dir)
+    assembly = _transformed(CloudAssembly.load(synthesize(work_dir / "cdk.out", LOCAL_CONTEXT)), job_limit_of_the_backfill)
+    stack = deploy(assembly, emulator.client, emulator.job_runner)
+    [crawler], [job] = stack.crawler_names, stack.job_names
+    pipeline = SynthesizedPipeline(emulator, assembly, stack, crawler, job)
     gate = work_dir / "gate"
     script = work_dir / "gated_stand_in_job.py"
     script.write_text(GATE_PRELUDE.format(gate=str(gate)) + STAND_IN_JOB.format(glue_scripts=str(PROJECT_DIR / "glue_scripts")))
@@ -191,8 +214,8 @@ def synthesized(emulator, tmp_path_factory):
 
 
 def deploy_job(pipeline, transform=None) -> None:
-    """Deploy the template's Glue job again, `transform` applied (the stack update of that one
-    resource), through the local deploy's own step; its runs stay the gated stand-in."""
+    """Deploy the Glue job of the deployed template again, `transform` applied (the stack update of
+    that one resource), through the local deploy's own step; its runs stay the gated stand-in."""
     from airline_local.local_stack import _create_job
     from airline_local.pipeline import _transformed
 
@@ -203,17 +226,21 @@ def deploy_job(pipeline, transform=None) -> None:
 
 
 def start_backfill_holding_every_run(pipeline) -> str:
-    """A backfill of two files whose runs (the job's two) are held at the gate; its execution ARN."""
+    """A backfill of as many files as it runs at once, held at the gate; its execution ARN, once
+    its runs hold every run of the job."""
     s3, sfn, glue = (pipeline.emulator.client(s) for s in ("s3", "stepfunctions", "glue"))
+    files = backfill_concurrency()
+    limit = glue.get_job(JobName=pipeline.job)["Job"]["ExecutionProperty"]["MaxConcurrentRuns"]
+    assert files == limit
     prefix = f"raw/backfill/{unique('held')}/"
-    for i in range(2):
+    for i in range(files):
         s3.put_object(Bucket=pipeline.bucket, Key=f"{prefix}old_{i}.csv", Body=b"booking_id,route\n1,AB\n")
     pipeline.gate.touch()
     arn = sfn.start_execution(stateMachineArn=pipeline.stack.backfill_state_machine_arn, name=unique("backfill"),
                               input=json.dumps({"prefix": prefix}))["executionArn"]
     held = lambda: sum(r["JobRunState"] == "RUNNING" and prefix in r.get("Arguments", {}).get("--source_uri", "")  # noqa: E731
-                       for r in glue.get_job_runs(JobName=pipeline.job)["JobRuns"]) == 2
-    wait_for(held, timeout=60, interval=0.2, what="the backfill to hold both runs of the job")
+                       for r in glue.get_job_runs(JobName=pipeline.job)["JobRuns"]) == limit
+    wait_for(held, timeout=60, interval=0.2, what=f"the backfill to hold all {limit} runs of the job")
     return arn
 
 
@@ -252,6 +279,7 @@ def test_without_job_run_queuing_an_upload_during_such_a_backfill_is_refused_its
     refused while the backfill holds every run (on AWS it retries for up to ~1.75 h, then fails)."""
     pipeline, sfn = synthesized, synthesized.emulator.client("stepfunctions")
     deploy_job(pipeline, no_job_run_queuing)
+    execution, backfill = None, None
     try:
         assert "JobRunQueuingEnabled" not in pipeline.emulator.client("glue").get_job(JobName=pipeline.job)["Job"]
         backfill = start_backfill_holding_every_run(pipeline)
@@ -262,8 +290,9 @@ def test_without_job_run_queuing_an_upload_during_such_a_backfill_is_refused_its
                  what=f"{execution['name']}'s StartJobRun to be refused")
         assert pipeline.job_runs_for(execution["name"]) == []  # no run of its own
     finally:
+        if execution is not None:  # its retries would wait up to 20 s apart: stop it
+            sfn.stop_execution(executionArn=execution["executionArn"])
         pipeline.gate.unlink(missing_ok=True)
-        # Its retries take the run once the backfill ends (locally 2 s, x1.5, at most 20 s apart).
-        wait_for_execution(sfn, execution["executionArn"], timeout=180)
-        wait_for_execution(sfn, backfill, timeout=120)
-        deploy_job(pipeline)  # the template as synthesized
+        if backfill is not None:
+            wait_for_execution(sfn, backfill, timeout=120)
+        deploy_job(pipeline)  # the template as deployed
