@@ -148,7 +148,7 @@ def local_backfill(
     state_dir: Path = StateDirOption,
     concurrency: Optional[int] = typer.Option(
         None, "--concurrency", min=1, help="Files in flight at once: the Distributed Map's MaxConcurrency "
-        "(default: context backfillMaxConcurrency, else the job's max concurrent runs)."),
+        "(default: context backfillMaxConcurrency, else one fewer than the job's max concurrent runs)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for the backfill."),
     aws_port: Optional[int] = AwsPortOption,

@@ -364,7 +364,7 @@ def _create_job(assembly: CloudAssembly, lid: str, glue: Any, job_runner: JobRun
         Command=props["Command"],
         DefaultArguments=arguments,
         **_present(props, "GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "ExecutionProperty",
-                   "ExecutionClass", "MaxRetries"),
+                   "ExecutionClass", "MaxRetries", "JobRunQueuingEnabled"),
     )
     job_runner.register_job(name, JobSpec(
         script=assembly.asset_path(props["Command"]["ScriptLocation"]),

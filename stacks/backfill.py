@@ -132,7 +132,7 @@ class Backfill(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._config, self._bucket, self._topic = config, bucket, topic
-        self.max_concurrency = config.backfill_max_concurrency or config.glue_max_concurrent_runs
+        self.max_concurrency = config.backfill_concurrency  # leaves uploads a run (stacks/config.py)
         self.log_group = logs.LogGroup(
             self, "StateMachineLogs", encryption_key=key, retention=log_retention(config),
             removal_policy=config.data_removal_policy,

@@ -53,8 +53,9 @@ class PipelineConfig:
     # First wait before retrying a run refused for MaxConcurrentRuns (x1.5 a retry, with jitter).
     glue_concurrency_retry_seconds: int = 30
     max_reject_ratio: float = 0.1
-    # Backfill (stacks/backfill.py): files in flight at once (0: the job's max concurrent runs),
-    # and the percentage of failed files past which the backfill stops.
+    # Backfill (stacks/backfill.py): files in flight at once (0: one fewer than the job's max
+    # concurrent runs, so that uploads keep a run of their own: backfill_concurrency), and the
+    # percentage of failed files past which the backfill stops.
     backfill_max_concurrency: int = 0
     backfill_tolerated_failure_percentage: int = 10
     airportsdata_version: str = "20260905"
@@ -100,6 +101,18 @@ class PipelineConfig:
         from aws_cdk import RemovalPolicy
 
         return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if self.retain_data else RemovalPolicy.DESTROY
+
+    @property
+    def glue_job_run_queuing(self) -> bool:
+        """Whether the job queues runs past its max concurrent runs (WAITING) instead of refusing
+        them: on for standard jobs; Flex jobs cannot queue (docs/aws-notes.md, "Job run queuing")."""
+        return not self.glue_flex
+
+    @property
+    def backfill_concurrency(self) -> int:
+        """The backfill's MaxConcurrency: backfillMaxConcurrency, else one run fewer than the job's
+        max concurrent runs (at least one), so that an upload during a backfill gets a run at once."""
+        return self.backfill_max_concurrency or max(1, self.glue_max_concurrent_runs - 1)
 
     @property
     def creates_redshift(self) -> bool:
@@ -266,10 +279,29 @@ def _validate(config: PipelineConfig) -> None:
     if config.backfill_tolerated_failure_percentage > 100:
         raise ConfigError("context 'backfillToleratedFailurePercentage': expected a percentage from 0 to 100, "
                           f"got {config.backfill_tolerated_failure_percentage}")
+    _validate_glue_concurrency(config)
     if config.crawler_poll_interval_seconds * config.crawler_max_polls > 24 * 3600:
         raise ConfigError(
             "context 'crawlerPollIntervalSeconds' x 'crawlerMaxPolls' exceeds one day of polling"
         )
+
+
+def _validate_glue_concurrency(config: PipelineConfig) -> None:
+    """A backfill must not starve uploads of job runs. With run queuing (standard jobs) an upload
+    beyond the limit waits for a run; without it (Flex) it is refused and retried for a bounded
+    time, so the backfill must leave it a run (docs/aws-notes.md, "Job run queuing")."""
+    runs, backfill = config.glue_max_concurrent_runs, config.backfill_max_concurrency
+    if backfill > runs:
+        raise ConfigError(f"context 'backfillMaxConcurrency': {backfill} is more than 'glueMaxConcurrentRuns' "
+                          f"({runs}); the job never runs more at once")
+    if config.glue_job_run_queuing:
+        return
+    if runs < 2:
+        raise ConfigError("context 'glueMaxConcurrentRuns': at least 2 with 'glueFlex' (Flex jobs do not queue "
+                          "runs: a backfill would hold the only run and starve the uploads)")
+    if backfill >= runs:
+        raise ConfigError(f"context 'backfillMaxConcurrency': {backfill} leaves no run of 'glueMaxConcurrentRuns' "
+                          f"({runs}) to the uploads, and 'glueFlex' jobs do not queue runs: at most {runs - 1}")
 
 
 def az_id_prefix(region: str) -> str:

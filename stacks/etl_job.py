@@ -170,6 +170,11 @@ class EtlJob(Construct):
             enable_observability_metrics=True,
             continuous_logging=glue.ContinuousLoggingProps(enabled=True),
         )
+        if config.glue_job_run_queuing:
+            # A run past max_concurrent_runs waits (WAITING) instead of being refused: an upload
+            # during a backfill is never starved. Needs max_retries 0; Flex jobs cannot queue
+            # (docs/aws-notes.md, "Job run queuing").
+            job_props["job_run_queuing_enabled"] = True
         job_class = glue.PySparkFlexEtlJob if config.glue_flex else glue.PySparkEtlJob
         self.job = job_class(self, "Job", **job_props)
 

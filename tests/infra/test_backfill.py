@@ -35,7 +35,7 @@ def test_distributed_map_lists_the_prefix_with_bounded_concurrency_and_writes_re
     assert ingest["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     assert ingest["ItemReader"]["Resource"].endswith(":states:::s3:listObjectsV2")
     assert ingest["ItemReader"]["Parameters"]["Prefix.$"] == "$.prefix"
-    assert ingest["MaxConcurrency"] == 5  # cdk.json: backfillMaxConcurrency 0 -> glueMaxConcurrentRuns
+    assert ingest["MaxConcurrency"] == 4  # cdk.json: backfillMaxConcurrency 0 -> glueMaxConcurrentRuns - 1
     assert ingest["ToleratedFailurePercentage"] == 10
     assert ingest["ResultWriter"]["Resource"].endswith(":states:::s3:putObject")
     assert ingest["ResultWriter"]["Parameters"]["Prefix"] == RESULTS_PREFIX

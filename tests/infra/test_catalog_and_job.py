@@ -116,6 +116,9 @@ def test_job_is_glue5_pyspark_with_the_script_and_a_module_bundle_as_file_assets
     assert job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
     assert job["Timeout"] == 60 and job["MaxRetries"] == 0
     assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 5
+    # Runs past MaxConcurrentRuns wait (WAITING) instead of being refused: an upload during a
+    # backfill is never starved (issue 21, defect 4). Queuing requires MaxRetries 0.
+    assert job["JobRunQueuingEnabled"] is True
     sec_id, _ = only(template_json, "AWS::Glue::SecurityConfiguration")
     assert job["SecurityConfiguration"] == {"Ref": sec_id}
     assets = json.loads((cloud_assembly / "AirlineBookingPipeline.assets.json").read_text())["files"]

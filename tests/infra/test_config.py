@@ -63,6 +63,28 @@ def test_invalid_values_are_refused_naming_the_key(context, message):
         config_from_context(context)
 
 
+def test_backfill_leaves_the_uploads_a_job_run_by_default():
+    assert config_from_context({}).backfill_concurrency == 4  # glueMaxConcurrentRuns 5, minus one
+    assert config_from_context({"glueMaxConcurrentRuns": 1}).backfill_concurrency == 1
+    assert config_from_context({"backfillMaxConcurrency": 5}).backfill_concurrency == 5  # runs queue
+    assert config_from_context({}).glue_job_run_queuing
+    assert not config_from_context({"glueFlex": True}).glue_job_run_queuing
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"backfillMaxConcurrency": 6}, r"'backfillMaxConcurrency': 6 is more than 'glueMaxConcurrentRuns' \(5\)"),
+        # Flex jobs do not queue runs: a backfill holding every run would starve the uploads.
+        ({"glueFlex": True, "backfillMaxConcurrency": 5}, r"'backfillMaxConcurrency': 5 leaves no run .* at most 4"),
+        ({"glueFlex": True, "glueMaxConcurrentRuns": 1}, r"'glueMaxConcurrentRuns': at least 2 with 'glueFlex'"),
+    ],
+)
+def test_a_backfill_that_would_starve_the_uploads_is_refused(context, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_context(context)
+
+
 def test_every_field_has_a_camel_case_key():
     assert context_key("crawler_poll_interval_seconds") == "crawlerPollIntervalSeconds"
     assert len({context_key(f.name) for f in fields(PipelineConfig)}) == len(fields(PipelineConfig))

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.infra.template_helpers import only, policy_statements, render, resources_of, state_machine_definition
+from tests.infra.template_helpers import (machine_definition, only, policy_statements, render, resources_of,
+                                          state_machine_definition)
 
 SECRET = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:redshift-admin-AbCdEf"
 VARIANTS = {
@@ -63,6 +64,9 @@ def test_existing_cluster_uses_the_db_user_and_cluster_credentials(templates):
     args = job["DefaultArguments"]
     assert (args["--redshift_workgroup"], args["--redshift_cluster_id"], args["--redshift_db_user"]) == ("-", "warehouse-1", "etl_user")
     assert job["ExecutionClass"] == "FLEX"
+    # Flex jobs cannot queue runs: the backfill leaves the uploads a run instead (stacks/config.py).
+    assert job["JobRunQueuingEnabled"] is False  # CDK writes it for Flex jobs
+    assert machine_definition(template, "Backfill")["States"]["Ingest each file"]["MaxConcurrency"] == 4
     role_id = job["Role"]["Fn::GetAtt"][0]
     creds = next(s for s in policy_statements(template, role_id) if s.get("Sid") == "RedshiftClusterCredentials")
     resources = sorted(render(r) for r in creds["Resource"])
