@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import distributed_map
+from airline_local.aws import distributed_map, s3_writes
 
 LOG = logging.getLogger(__name__)
 
@@ -1201,4 +1201,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     check_iam_of_every_call,
     sign_state_machine_tasks_with_its_role,
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
+    *s3_writes.PATCHES,  # atomic conditional PutObject, lost replies (airline_local/aws/s3_writes.py)
 )
