@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +128,15 @@ def test_without_put_object_on_deliveries_the_claim_fails_loudly_and_nothing_run
                  f"to perform: s3:PutObject on resource: arn:aws:s3:::{pipeline.stack.raw_bucket}/deliveries/"):
         assert part in message, message
     assert result.summary is None  # the job never ran
+    # The upload's event still waits in the crawler's queue (nothing crawled it): crawl it now, with
+    # the template's own grants, so that the next test's crawl reads only its own file.
+    mutate(None)
+    glue = pipeline.emulator.client("glue")
+    glue.start_crawler(Name=pipeline.stack.crawler_names[0])
+    deadline = time.monotonic() + 60
+    while glue.get_crawler(Name=pipeline.stack.crawler_names[0])["Crawler"]["State"] != "READY":
+        assert time.monotonic() < deadline, "the clean-up crawl did not end"
+        time.sleep(0.2)
 
 
 # --- step 5: EventBridge starts the state machine as the rule target's role ------------------
