@@ -1,7 +1,7 @@
 """The object key EventBridge names, read right under both readings of AWS's docs (issue 21):
-the key as given when it exists, else its URL-decoded form, said in the run summary. Real Spark,
-through ingest_bookings.stage, on files named as the local job runner hands them over (file:// +
-the path, not percent-encoded)."""
+the key as given when it exists, else its URL-decoded form, said in the run summary. Real Spark
+(the Hadoop file system the job reads with; one whole ingest_bookings.stage for the decoded key),
+on files named as the local job runner hands them over (file:// + the path, not percent-encoded)."""
 
 from __future__ import annotations
 
@@ -36,13 +36,11 @@ def _staged(args) -> list[dict]:
     return pq.read_table(Path(args.staging_uri.removeprefix("file://")) / "bookings").to_pylist()
 
 
-def test_the_key_as_given_is_read_when_it_exists(tmp_path, job_args, run_stage):
+def test_the_key_as_given_is_read_when_it_exists(spark, tmp_path):
+    """Even when its URL-decoded twin exists too (a stored key with a literal `+` or `%2B`)."""
     given = _write(tmp_path, ENCODED_KEY, "AS-GIVEN")
-    _write(tmp_path, STORED_KEY, "DECODED")  # its decoded twin exists too, and is not read
-    args = job_args(given, source_uri=_uri(given))
-    summary = run_stage(args)
-    assert [row["booking_id"] for row in _staged(args)] == ["AS-GIVEN"]
-    assert summary.source_key_decoded is False and summary.source_file == _uri(given)
+    _write(tmp_path, STORED_KEY, "DECODED")
+    assert bookings_io.resolve_source_uri(spark, _uri(given)) == (_uri(given), False)
 
 
 def test_only_the_decoded_key_exists_it_is_read_and_the_summary_says_so(tmp_path, job_args, run_stage):
