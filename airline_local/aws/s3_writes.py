@@ -9,7 +9,8 @@ and write under a lock of its bucket and key.
 
 `S3_FAULTS` lets a test lose the reply of a PutObject that S3 stored: the object is written,
 and the caller gets a 500 InternalError (a retryable error, as S3 answers one in rare cases),
-so the caller's retry finds its own object there.
+so the caller's retry finds its own object there. It can also refuse PutObjects with 503 SlowDown
+without storing them (S3 busy for longer than the caller retries).
 """
 
 from __future__ import annotations
@@ -27,8 +28,24 @@ class S3Faults:
 
     def __init__(self) -> None:
         self._lost_replies: deque[str] = deque()
+        self._refusals: deque[str] = deque()
         self._lock = threading.Lock()
         self.lost: list[str] = []  # the keys whose reply was lost, oldest first
+        self.refused: list[str] = []  # the keys of the PutObjects refused, oldest first
+
+    def refuse_next_puts(self, key_prefix: str, times: int) -> None:
+        """The next `times` PutObjects of keys under `key_prefix` store nothing and get 503."""
+        with self._lock:
+            self._refusals.extend([key_prefix] * times)
+
+    def take_refusal(self, key: str) -> bool:
+        with self._lock:
+            for prefix in self._refusals:
+                if key.startswith(prefix):
+                    self._refusals.remove(prefix)
+                    self.refused.append(key)
+                    return True
+        return False
 
     def lose_reply_of_next_put(self, key_prefix: str) -> None:
         """The next PutObject of a key under `key_prefix` is stored, then answered 500."""
@@ -47,7 +64,9 @@ class S3Faults:
     def clear(self) -> None:
         with self._lock:
             self._lost_replies.clear()
+            self._refusals.clear()
             self.lost.clear()
+            self.refused.clear()
 
 
 S3_FAULTS = S3Faults()
@@ -72,6 +91,9 @@ def make_conditional_writes_atomic() -> None:
 
     def put_object(self: Any) -> Any:
         key = self.parse_key_name()
+        if S3_FAULTS.take_refusal(key):
+            raise _s3_error("SlowDown", "Please reduce your request rate. "
+                            "(local fault injection: nothing was stored)", 503)
         with _lock_of(self.bucket_name, key):
             response = original(self)
         if S3_FAULTS.take_lost_reply(key):

@@ -89,3 +89,18 @@ def test_a_lost_reply_stores_the_object_and_answers_500_once(emulator, bucket):
         s3.put_object(Bucket=bucket, Key="deliveries/y", Body=b"once only")  # the fault was used up
     finally:
         S3_FAULTS.clear()
+
+
+def test_a_refused_put_stores_nothing_and_answers_503(emulator, bucket):
+    s3 = emulator.client("s3", config=Config(retries={"total_max_attempts": 1}))
+    S3_FAULTS.refuse_next_puts("deliveries/", 2)
+    try:
+        for _ in range(2):
+            with pytest.raises(ClientError) as refused:
+                s3.put_object(Bucket=bucket, Key="deliveries/z", Body=b"x", IfNoneMatch="*")
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert S3_FAULTS.refused == ["deliveries/z", "deliveries/z"]
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="deliveries/")
+        s3.put_object(Bucket=bucket, Key="deliveries/z", Body=b"x", IfNoneMatch="*")  # the third goes through
+    finally:
+        S3_FAULTS.clear()

@@ -5,7 +5,8 @@ The hooks reach into the real components, never replace them: PostgreSQL is stop
 the middle of the load transaction, the Glue job's process group is killed with SIGKILL, the
 emulated Glue refuses one StartJobRun, the crawler's next crawl fails, EventBridge receives
 the same S3 event twice and both executions claim it at once (one ends at the idempotency gate),
-and S3 loses its reply to a stored claim (the execution finds its own marker and goes on).
+S3 loses its reply to a stored claim (the execution finds its own marker and goes on), and S3
+refuses the claim past its retries (mailed as "Claim delivery failed").
 """
 
 from __future__ import annotations
@@ -340,6 +341,41 @@ def test_a_lost_reply_to_the_claim_still_loads_the_file_once_and_mails_success(p
     assert [m["Subject"] for m in mails] == ["Airline booking ingestion succeeded"]
     marker = pipeline.emulator.client("s3").get_object(Bucket=pipeline.stack.raw_bucket, Key=lost[0])
     assert marker["Body"].read().decode() == _execution_arn(pipeline, result.execution_name)
+
+
+# --------------------------------------------------------------------------------------------
+# the claim refused by S3 with a non-412 error, past its retries
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_claim_s3_keeps_refusing_is_mailed_as_claim_delivery_failed(pipeline, tmp_path):
+    """503 on the claim and on both retries: S3.S3Exception without `Status Code: 412`, so "Delivery
+    already claimed?" sends it to "Claim delivery failed": an email naming S3's answer, FAILED,
+    nothing crawled or loaded (not a silent duplicate)."""
+    from airline_local.aws.s3_writes import S3_FAULTS
+
+    path = booking_file(tmp_path, "CLAIM503", 5)
+    key = f"raw/bookings/{path.name}"
+    S3_FAULTS.refuse_next_puts("deliveries/", 3)
+    try:
+        [result] = run_keyed(pipeline, [(path, key)])
+        refused = list(S3_FAULTS.refused)
+    finally:
+        S3_FAULTS.clear()
+
+    assert len(refused) == 3 and len(set(refused)) == 1, refused  # the claim, then its two retries
+    assert result.status == "FAILED", result.states
+    assert result.states == ["Identify delivery", "Claim delivery", "Delivery already claimed?",
+                             "Claim delivery failed", "Notify failure", "Failed"], result.states
+    message = result.notification["message"]
+    assert f"{key} FAILED at step: Claim delivery. Error: S3.S3Exception" in message, message
+    assert "Status Code: 503" in message and "Please reduce your request rate" in message, message
+    assert result.summary is None
+    assert_nothing_loaded(pipeline, result, "RL-CLAIM503-")
+    s3 = pipeline.emulator.client("s3")
+    assert "Contents" not in s3.list_objects_v2(Bucket=pipeline.stack.raw_bucket, Prefix=refused[0])
+    # Its upload event still waits in the crawler's queue: the next test's crawl reads this file
+    # too, which is harmless (a valid file); the execution never crawled it.
 
 
 def _execution_arn(pipeline, name: str) -> str:
