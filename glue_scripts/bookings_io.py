@@ -10,6 +10,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -29,6 +30,34 @@ def check_object_key(uri: str) -> None:
     if any(segment in ("", ".", "..") for segment in segments):
         raise FileRejected("the object key has an empty, '.' or '..' path segment, "
                            "which Spark would resolve to another object")
+
+
+def resolve_source_uri(spark: SparkSession, uri: str) -> tuple[str, bool]:
+    """The object to read, and whether it is the URL-decoded form of the key given.
+
+    AWS's docs do not say whether EventBridge's "Object Created" event names the key as stored
+    or URL-encoded (as S3's own notifications do: `+` for a space, `%XX`); docs/aws-notes.md.
+    Right under both readings: the key as given when that object exists, else its URL-decoded
+    form when that one exists (and is a key the job accepts), else the key as given (whose read
+    then fails naming it)."""
+    check_object_key(uri)
+    if _exists(spark, uri):
+        return uri, False
+    scheme, separator, rest = uri.partition("://")
+    authority, _, key = rest.partition("/")
+    decoded = f"{scheme}{separator}{authority}/{unquote_plus(key)}"
+    if decoded == uri:
+        return uri, False
+    try:
+        check_object_key(decoded)
+    except FileRejected:
+        return uri, False
+    return (decoded, True) if _exists(spark, decoded) else (uri, False)
+
+
+def _exists(spark: SparkSession, uri: str) -> bool:
+    path, fs = _hadoop_path(spark, uri)
+    return bool(fs.exists(path)) and bool(fs.getFileStatus(path).isFile())
 
 
 def literal_path(uri: str) -> str:

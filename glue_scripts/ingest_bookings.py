@@ -14,7 +14,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from awsglue.utils import getResolvedOptions
@@ -136,6 +136,8 @@ class RunSummary:
     rows_stale: int = 0  # older than the warehouse's version: not applied
     quarantine_uri: str | None = None
     unknown_columns: list[str] = field(default_factory=list)
+    # True when the key as given did not exist and its URL-decoded form was read (source_file).
+    source_key_decoded: bool = False
     # Seconds per phase (spark_session, stage, load): where a run's time went. Extra field:
     # readers that do not know it ignore it.
     timings: dict[str, float] = field(default_factory=dict)
@@ -205,10 +207,23 @@ def validation_partitions(input_bytes: int, parallelism: int, compressed: bool =
     return parallelism * max(1, math.ceil(size / (INPUT_BYTES_PER_PARTITION * parallelism)))
 
 
+def _resolve_source(spark: SparkSession, args: JobArguments, summary: RunSummary) -> JobArguments:
+    """The arguments with the source the job reads (bookings_io.resolve_source_uri); a decoded
+    key is said on stderr and in the run summary."""
+    source_uri, decoded = bookings_io.resolve_source_uri(spark, args.source_uri)
+    if not decoded:
+        return args
+    print(f"{args.source_uri}: no such object; reading its URL-decoded key {source_uri}",
+          file=sys.stderr, flush=True)
+    summary.source_file, summary.source_key_decoded = source_uri, True
+    return replace(args, source_uri=source_uri)
+
+
 def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     """Everything before the warehouse: validate, quarantine, dedupe, enrich, and write the
     staging Parquet (bookings, airports, run). Fills ``summary``; raises contract.FileRejected
     for a file-level failure, before anything is staged."""
+    args = _resolve_source(spark, args, summary)
     mapping = contract.map_header(bookings_io.read_header(spark, args.source_uri))
     summary.unknown_columns = list(mapping.unknown_columns)
 

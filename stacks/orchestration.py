@@ -34,6 +34,8 @@ from stacks.warehouse import log_retention
 IDENTIFY_DELIVERY = "Identify delivery"
 CLAIM_DELIVERY = "Claim delivery"
 ALREADY_CLAIMED = "Delivery already claimed?"
+READ_DELIVERY_MARKER = "Read delivery marker"
+CLAIMED_BY_THIS_EXECUTION = "Claimed by this execution?"
 DUPLICATE_DELIVERY = "Duplicate delivery"
 START_CRAWLER = "Start crawler"
 WAIT_FOR_CRAWLER = "Wait for crawler"
@@ -366,8 +368,7 @@ class Orchestration(Construct):
         job_succeeded.when(sfn.Condition.string_equals("$.job.JobRunState", "SUCCEEDED"), read_summary)
         job_succeeded.otherwise(failure_passes["Job did not succeed"])
 
-        gate = self._idempotency_gate(bucket, failure_passes["Claim delivery failed"])
-        gate.next(start_crawler)
+        self._idempotency_gate(bucket, failure_passes["Claim delivery failed"], start_crawler)
         start_crawler.next(wait_for_crawler)
         wait_for_crawler.next(get_crawler)
         get_crawler.next(crawler_finished)
@@ -377,16 +378,21 @@ class Orchestration(Construct):
         notify_success.next(sfn.Succeed(self, SUCCEEDED))
         return self._identify_delivery
 
-    def _idempotency_gate(self, bucket: s3.IBucket, claim_failed: sfn.IChainable) -> tasks.CallAwsService:
+    def _idempotency_gate(self, bucket: s3.IBucket, claim_failed: sfn.IChainable,
+                          then: sfn.IChainable) -> None:
         """S3 and EventBridge deliver at least once: the first execution for an upload creates
-        deliveries/<sha256(bucket/key/version id/sequencer)> with If-None-Match: *; any later one
-        finds it there (412) and ends in "Duplicate delivery", before the crawl, the job and the
-        email. A re-upload of the key is a new version id, so a new marker and a new run."""
+        deliveries/<sha256(bucket/key/version id/sequencer)> with If-None-Match: *, its own
+        execution ARN as the body; any later one finds it there (412) and ends in "Duplicate
+        delivery", before the crawl, the job and the email. A 412 can also answer this
+        execution's own retry, when the first PutObject stored the marker but its reply was lost:
+        the marker is read back, and the execution goes on when it names itself. A re-upload of
+        the key is a new version id, so a new marker and a new run."""
         self._identify_delivery = sfn.Pass(self, IDENTIFY_DELIVERY, result_path="$.delivery", parameters={
             "bucket.$": "$.detail.bucket.name",
             "key.$": "$.detail.object.key",
             "version_id.$": "$.detail.object.version-id",  # the raw bucket is versioned
             "sequencer.$": "$.detail.object.sequencer",
+            "execution.$": "$$.Execution.Id",  # the claim's owner, compared with the marker's body
         })
         claim = tasks.CallAwsService(
             self,
@@ -407,19 +413,38 @@ class Orchestration(Construct):
         # S3.S3Exception too: try again, after which the loser of a race sees 412.
         claim.add_retry(errors=PRECONDITION_FAILED_ERRORS, interval=Duration.seconds(1), backoff_rate=2,
                         max_attempts=2, jitter_strategy=sfn.JitterType.FULL)
+        # Whose marker is it? Ours when a retry got 412 for the write whose reply was lost.
+        read_marker = tasks.CallAwsService(
+            self,
+            READ_DELIVERY_MARKER,
+            service="s3",
+            action="getObject",
+            parameters={"Bucket": bucket.bucket_name, "Key.$": DELIVERY_MARKER_KEY},
+            iam_resources=[bucket.arn_for_objects(f"{DELIVERIES_PREFIX}*")],
+            iam_action="s3:GetObject",
+            result_selector={"owner.$": "$.Body"},
+            result_path="$.marker",
+        )
+        _retry_transient(read_marker, ["S3.SdkClientException", "S3.S3Exception"], attempts=3)
+        read_marker.add_catch(claim_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        claimed_here = sfn.Choice(self, CLAIMED_BY_THIS_EXECUTION)
+        claimed_here.when(sfn.Condition.string_equals_json_path("$.marker.owner", "$.delivery.execution"), then)
+        claimed_here.otherwise(
+            sfn.Succeed(self, DUPLICATE_DELIVERY, comment="Another execution already took this upload"))
+        read_marker.next(claimed_here)
         already_claimed = sfn.Choice(self, ALREADY_CLAIMED)
         already_claimed.when(
             sfn.Condition.or_(
                 sfn.Condition.string_equals("$.error.Error", "S3.PreconditionFailedException"),
                 sfn.Condition.string_matches("$.error.Cause", "*Status Code: 412*"),
             ),
-            sfn.Succeed(self, DUPLICATE_DELIVERY, comment="Another execution already took this upload"),
+            read_marker,
         )
         already_claimed.otherwise(claim_failed)
         claim.add_catch(already_claimed, errors=PRECONDITION_FAILED_ERRORS, result_path="$.error")
         claim.add_catch(claim_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        claim.next(then)
         self._identify_delivery.next(claim)
-        return claim
 
     def _read_run_summary(self, name: str, bucket: s3.IBucket) -> tasks.CallAwsService:
         """The run summary the job wrote (runs/<execution name>.json), parsed, at $.run.summary."""
@@ -508,7 +533,7 @@ class Orchestration(Construct):
             finding("IAM5", f"Resource::{arn_of(bucket)}/{RUNS_PREFIX}*",
                     "Reads runs/<execution name>.json, whose name is only known per execution."),
             finding("IAM5", f"Resource::{arn_of(bucket)}/{DELIVERIES_PREFIX}*",
-                    "Writes deliveries/<hash of the upload>, whose name is only known per upload (create-only)."),
+                    "Writes (create-only) and reads back deliveries/<hash of the upload>, whose name is only known per upload."),
             finding("IAM5", "Action::kms:GenerateDataKey*", "Publishing to the topic encrypted with the pipeline's own data key."),
         )
         acknowledge(

@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import distributed_map, service_deliveries
+from airline_local.aws import distributed_map, s3_writes, service_deliveries
 
 LOG = logging.getLogger(__name__)
 
@@ -1303,4 +1303,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     sign_state_machine_tasks_with_its_role,
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
     *service_deliveries.PATCHES,  # alarm actions, S3 -> SQS, as service principals (service_deliveries.py)
+    *s3_writes.PATCHES,  # atomic conditional PutObject, lost replies (airline_local/aws/s3_writes.py)
 )

@@ -180,6 +180,53 @@ def stack_template(assembly: Path, stack_name: str) -> dict[str, Any]:
     return json.loads((assembly / properties["templateFile"]).read_text())
 
 
+# -- the state machine definitions, validated before anything is deployed ----------------------
+
+
+def rendered_definitions(template: Mapping[str, Any], region: str) -> dict[str, tuple[str, str]]:
+    """Each state machine of the template: logical id -> (type, definition JSON), the definition's
+    references (bucket, crawler, job, topic, functions) rendered with stand-in names of the right
+    shape (airline_local.aws.cfn.Template): ARNs, names and the partition as CloudFormation
+    would fill them in, which is all that validation reads of them."""
+    from airline_local.aws.cfn import Template
+
+    rendered = Template(template, region=region)
+    definitions = {}
+    for logical_id in rendered.resources_of_type("AWS::StepFunctions::StateMachine"):
+        properties = rendered.properties(logical_id)
+        definition = properties.get("DefinitionString")
+        if definition is None:
+            definition = json.dumps(properties["Definition"])
+        for name, value in properties.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + name + "}", str(value))
+        definitions[logical_id] = (properties.get("StateMachineType", "STANDARD"), definition)
+    return definitions
+
+
+def validate_definitions(sfn: Any, definitions: Mapping[str, tuple[str, str]],
+                         log: Callable[[str], None] = print) -> None:
+    """Step Functions' ValidateStateMachineDefinition on every definition: the check
+    CreateStateMachine makes. Its `result` decides (AWS: rely only on OK / FAIL, not on the
+    diagnostics' codes or wording); the diagnostics are quoted: a FAIL raises AcceptanceError
+    naming the state machine and each diagnostic, an OK's warnings are logged."""
+    refused = []
+    for logical_id, (machine_type, definition) in definitions.items():
+        answer = sfn.validate_state_machine_definition(definition=definition, type=machine_type,
+                                                       severity="WARNING")
+        lines = [f"{logical_id}: {d['severity']} {d['code']} at {d.get('location') or '(definition)'}: "
+                 f"{d['message']}" for d in answer.get("diagnostics", [])]
+        if answer.get("truncated"):
+            lines.append(f"{logical_id}: (more diagnostics than ValidateStateMachineDefinition returns)")
+        if answer["result"] == "OK":
+            for line in lines:
+                log(line)
+        else:
+            refused.extend(lines or [f"{logical_id}: ValidateStateMachineDefinition answered {answer['result']}"])
+    if refused:
+        raise AcceptanceError("Step Functions refuses the state machine definition(s), so the deploy would "
+                              "fail; nothing was deployed:\n  " + "\n  ".join(refused))
+
+
 def fixed_names(template: Mapping[str, Any]) -> dict[str, list[str]]:
     """Physical names the template fixes (not generated per stack): a second stack with the same
     name fails to create, and a retained one survives the stack. Keys: resource type."""
@@ -578,9 +625,10 @@ class AcceptanceResult:
 def run_acceptance(session: Any, cli: CdkCli, work_dir: Path, *, stack_name: str | None = None,
                    sample: Path = SAMPLE, rows: int = 1000, keep_retained: bool = False,
                    log: Callable[[str], None] = print, poll: float = 10.0) -> AcceptanceResult:
-    """Synthesize, check the account, deploy, run the sample, destroy (always, once deploy was
-    attempted) and report the leftovers. Raises AcceptanceError on the first failed check.
-    `poll`: seconds between two looks at the execution (run_file)."""
+    """Synthesize, validate the state machine definitions, check the account, deploy, run the
+    sample, destroy (always, once deploy was attempted) and report the leftovers. Raises
+    AcceptanceError on the first failed check. `poll`: seconds between two looks at the execution
+    (run_file)."""
     stack_name = stack_name or unique_stack_name()
     result = AcceptanceResult(stack_name)
     context = acceptance_context(stack_name)
@@ -589,6 +637,7 @@ def run_acceptance(session: Any, cli: CdkCli, work_dir: Path, *, stack_name: str
     region = session.region_name
     assembly = cli.synth(work_dir / "cdk.out", context)
     template = stack_template(assembly, stack_name)
+    validate_definitions(clients("stepfunctions"), rendered_definitions(template, region), log)
     result.bootstrap = check_bootstrapped(clients("cloudformation"), clients("ssm"),
                                           required_version=required_bootstrap_version(assembly, stack_name),
                                           account=account, region=region)
@@ -657,3 +706,22 @@ def _destroy(session: Any, cli: CdkCli, assembly: Path, stack_name: str, names: 
             except glue.exceptions.EntityNotFoundException:
                 pass
     return destroyed, deleted
+
+
+def write_definitions(template_file: Path, out_dir: Path, region: str) -> list[Path]:
+    """Write each state machine's rendered definition to out_dir/<logical id>.asl.json (for
+    `aws stepfunctions validate-state-machine-definition`, docs/deploying.md)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for logical_id, (_type, definition) in rendered_definitions(json.loads(template_file.read_text()), region).items():
+        path = out_dir / f"{logical_id}.asl.json"
+        path.write_text(definition + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m tests.aws.acceptance <template.json> <out dir> [region]
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m tests.aws.acceptance cdk.out/<stack>.template.json <out dir> [region]")
+    for written in write_definitions(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else "us-east-1"):
+        print(written)

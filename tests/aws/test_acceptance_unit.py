@@ -323,3 +323,90 @@ def test_the_leftover_report(stubbed):
         "retained: AWS::KMS::Key 1234abcd-12ab-34cd-56ef-1234567890ab (AuditTrailKey): still exists",
         "retained: AWS::Some::Thing x (Other): not checked",
     ]
+
+
+# -- the state machine definitions, validated before the deploy -------------------------------
+
+SNAPSHOT = Path(__file__).resolve().parents[1] / "infra" / "snapshots" / "AirlineBookingPipeline.template.json"
+
+
+def test_every_state_machine_of_the_template_is_rendered_for_validation():
+    definitions = acceptance.rendered_definitions(json.loads(SNAPSHOT.read_text()), REGION)
+    assert set(definitions) == {"OrchestrationStateMachine4A805A55", "BackfillStateMachine395F6B27",
+                                "WarehouseSchemaProviderwaiterstatemachineFA105F37"}
+    for machine_type, text in definitions.values():
+        assert machine_type == "STANDARD" and "Fn::" not in text and '"Ref"' not in text
+        json.loads(text)
+    states = json.loads(definitions["OrchestrationStateMachine4A805A55"][1])["States"]
+    claim = states["Claim delivery"]
+    assert claim["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject"  # the partition filled in
+    assert claim["Parameters"]["IfNoneMatch"] == "*"  # the parameter the docs leave open
+    assert claim["Parameters"]["Bucket"] == "storagerawbucketbbd9bdc5"  # a bucket name, not an ARN
+    assert states["Notify success"]["Parameters"]["TopicArn"].startswith(f"arn:aws:sns:{REGION}:")
+
+
+def _validate_call(stub, logical_id, definitions, answer):
+    machine_type, definition = definitions[logical_id]
+    stub.add_response("validate_state_machine_definition", answer,
+                      {"definition": definition, "type": machine_type, "severity": "WARNING"})
+
+
+def test_valid_definitions_pass_and_warnings_are_logged(stubbed):
+    sfn, stub = stubbed("stepfunctions")
+    definitions = acceptance.rendered_definitions(json.loads(SNAPSHOT.read_text()), REGION)
+    warning = {"severity": "WARNING", "code": "SCHEMA_VALIDATION_FAILED", "message": "a warning",
+               "location": "/States/Claim delivery"}
+    for logical_id in definitions:
+        _validate_call(stub, logical_id, definitions, {"result": "OK", "diagnostics": [warning], "truncated": False})
+    logged = []
+    acceptance.validate_definitions(sfn, definitions, logged.append)
+    assert len(logged) == 3 and all("WARNING SCHEMA_VALIDATION_FAILED at /States/Claim delivery" in l for l in logged)
+
+
+def test_a_refused_definition_fails_naming_the_machine_the_code_and_the_place(stubbed):
+    sfn, stub = stubbed("stepfunctions")
+    definitions = acceptance.rendered_definitions(json.loads(SNAPSHOT.read_text()), REGION)
+    refused = "OrchestrationStateMachine4A805A55"
+    for logical_id in definitions:
+        answer = {"result": "OK", "diagnostics": [], "truncated": False}
+        if logical_id == refused:
+            answer = {"result": "FAIL", "truncated": False, "diagnostics": [{
+                "severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED",
+                "message": "The field 'IfNoneMatch' is not supported by Step Functions",
+                "location": "/States/Claim delivery/Parameters"}]}
+        _validate_call(stub, logical_id, definitions, answer)
+    with pytest.raises(AcceptanceError) as error:
+        acceptance.validate_definitions(sfn, definitions, lambda _l: None)
+    assert (f"{refused}: ERROR SCHEMA_VALIDATION_FAILED at /States/Claim delivery/Parameters: "
+            "The field 'IfNoneMatch' is not supported by Step Functions") in str(error.value)
+    assert "nothing was deployed" in str(error.value)
+
+
+def test_nothing_is_deployed_when_step_functions_refuses_a_definition(tmp_path, stubbed):
+    def assembly_with_a_state_machine(out: Path) -> None:
+        fake_assembly(out)
+        template = json.loads((out / f"{STACK}.template.json").read_text())
+        template["Resources"]["Machine"] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "DefinitionString": {"Fn::Join": ["", ['{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:',
+                                                   {"Ref": "AWS::Partition"}, ':states:::aws-sdk:s3:putObject","End":true}}}']]}}}
+        (out / f"{STACK}.template.json").write_text(json.dumps(template))
+
+    session = StubbedSession(stubbed)
+    session.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/tester", "UserId": "AIDAEXAMPLE"})
+    session.stub("stepfunctions").add_response(
+        "validate_state_machine_definition",
+        {"result": "FAIL", "truncated": False, "diagnostics": [
+            {"severity": "ERROR", "code": "MISSING_PARAMETERS", "message": "Bucket is required", "location": "/States/A"}]},
+        {"definition": '{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:aws:states:::aws-sdk:s3:putObject","End":true}}}',
+         "type": "STANDARD", "severity": "WARNING"})
+    runner = Recorder(on_synth=assembly_with_a_state_machine)
+    with pytest.raises(AcceptanceError, match="Machine: ERROR MISSING_PARAMETERS at /States/A: Bucket is required"):
+        acceptance.run_acceptance(session, CdkCli(runner, env={}), tmp_path, stack_name=STACK, log=lambda _l: None)
+    assert [c[3] for c in runner.calls] == ["synth"]  # no deploy, so no destroy either
+
+
+def test_the_definitions_are_written_for_the_aws_cli(tmp_path):
+    written = acceptance.write_definitions(SNAPSHOT, tmp_path / "asl", REGION)
+    assert sorted(p.name for p in written) == sorted(
+        f"{lid}.asl.json" for lid in acceptance.rendered_definitions(json.loads(SNAPSHOT.read_text()), REGION))
+    assert all(json.loads(p.read_text())["StartAt"] for p in written)

@@ -10,14 +10,15 @@ import pytest
 from tests.infra.template_helpers import only, policy_statements, render, resources_of, state_machine_definition
 
 CONTRACT_STATES = {
-    "Identify delivery", "Claim delivery", "Delivery already claimed?", "Duplicate delivery",
+    "Identify delivery", "Claim delivery", "Delivery already claimed?", "Read delivery marker",
+    "Claimed by this execution?", "Duplicate delivery",
     "Start crawler", "Wait for crawler", "Get crawler", "Crawler finished?", "Count poll",
     "Too many polls?", "Crawl succeeded?", "Run ETL job", "Job succeeded?", "Read run summary",
     "Notify success", "Succeeded", "Notify failure", "Failed",
 }
 # After "Run ETL job" fails: its error from the run summary, else the error as it came.
 JOB_FAILURE_STATES = {"Read failure summary": "Task", "Summary names the error?": "Choice"}
-TASKS = ("Claim delivery", "Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
+TASKS = ("Claim delivery", "Read delivery marker", "Start crawler", "Get crawler", "Run ETL job", "Read run summary", "Notify success", "Notify failure")
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,8 @@ def test_every_task_catches_everything_into_the_failure_path(states, task):
         assert target == "Failed"
         return
     assert states[target]["Type"] == "Pass"
-    assert states[target]["Parameters"]["step"] == task
+    # The marker is read back as part of the claim: its failure is the claim's.
+    assert states[target]["Parameters"]["step"] == ("Claim delivery" if task == "Read delivery marker" else task)
     assert states[target]["Parameters"]["error.$"] == "$.error.Error"
     assert states[target]["Parameters"]["cause.$"] == "$.error.Cause"
     assert states[target]["ResultPath"] == "$.failure"
@@ -187,12 +189,15 @@ def test_every_task_catches_everything_into_the_failure_path(states, task):
 
 def test_the_gate_claims_each_upload_once_before_the_crawl(states, template_json):
     """bucket/key/version id/sequencer identify one PutObject; the marker is a create-only
-    conditional write; a 412 ends the execution as a duplicate, any other error is mailed."""
+    conditional write naming its execution; a 412 reads the marker back: this execution's own
+    (its first write's reply was lost) goes on, another's ends as a duplicate; any other error
+    is mailed."""
     identify = states["Identify delivery"]
     assert identify["Type"] == "Pass" and identify["ResultPath"] == "$.delivery"
     assert identify["Parameters"] == {
         "bucket.$": "$.detail.bucket.name", "key.$": "$.detail.object.key",
-        "version_id.$": "$.detail.object.version-id", "sequencer.$": "$.detail.object.sequencer"}
+        "version_id.$": "$.detail.object.version-id", "sequencer.$": "$.detail.object.sequencer",
+        "execution.$": "$$.Execution.Id"}
     claim = states[identify["Next"]]
     assert claim["Resource"].endswith(":states:::aws-sdk:s3:putObject") and claim["Next"] == "Start crawler"
     params = claim["Parameters"]
@@ -208,8 +213,17 @@ def test_the_gate_claims_each_upload_once_before_the_crawl(states, template_json
     assert catch_all["ErrorEquals"] == ["States.ALL"] and catch_all["Next"] == "Claim delivery failed"
     choice = states["Delivery already claimed?"]
     [rule] = choice["Choices"]
-    assert rule["Next"] == "Duplicate delivery" and choice["Default"] == "Claim delivery failed"
+    assert rule["Next"] == "Read delivery marker" and choice["Default"] == "Claim delivery failed"
     assert {"Variable": "$.error.Cause", "StringMatches": "*Status Code: 412*"} in rule["Or"]
+    read = states["Read delivery marker"]
+    assert read["Resource"].endswith(":states:::aws-sdk:s3:getObject")
+    assert read["Parameters"]["Key.$"] == params["Key.$"]  # the very marker the claim wrote
+    assert read["ResultSelector"] == {"owner.$": "$.Body"} and read["ResultPath"] == "$.marker"
+    assert read["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Claim delivery failed"}]
+    mine = states[read["Next"]]
+    assert mine["Choices"] == [{"Variable": "$.marker.owner", "StringEqualsPath": "$.delivery.execution",
+                                "Next": "Start crawler"}]
+    assert mine["Default"] == "Duplicate delivery"
     assert states["Duplicate delivery"]["Type"] == "Succeed"
 
 
@@ -260,7 +274,8 @@ def test_state_machine_role_is_scoped_to_project_resources(template_json):
     assert by_action["glue:StartCrawler"] == by_action["glue:GetCrawler"]
     assert all(r.endswith(f":crawler/<{crawler_id}>") for r in by_action["glue:StartCrawler"])
     assert all(r.endswith(f":job/<{job_id}>") for r in by_action["glue:StartJobRun"])
-    assert all(r.endswith("/runs/*") for r in by_action["s3:GetObject"])
+    raw = _raw_bucket_id(template_json)
+    assert sorted(set(by_action["s3:GetObject"])) == [f"<{raw}.Arn>/deliveries/*", f"<{raw}.Arn>/runs/*"]
     assert [r for r in by_action["s3:PutObject"]] == [f"<{_raw_bucket_id(template_json)}.Arn>/deliveries/*"]
     assert all("Topic" in r for r in by_action["sns:Publish"])
     assert "s3:*" not in by_action and "glue:*" not in by_action

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,6 +109,35 @@ def test_without_generate_data_key_on_the_topic_key_no_email_is_sent_and_the_run
                  f"kms:GenerateDataKey on resource: {key_arn}",
                  f"on behalf of sns:Publish on {pipeline.stack.topic_arns[0]}"):
         assert part in result.error, result.error
+
+
+def test_without_put_object_on_deliveries_the_claim_fails_loudly_and_nothing_runs(pipeline, mutate, booking_file):
+    """A claim refused for another reason than 412 (here AccessDenied) is not a duplicate: the
+    execution mails "Claim delivery failed" with S3's error and FAILS, before the crawl."""
+    mutate(lambda body: remove_action(body, actor_role(body, "state_machine"), "s3:PutObject", "/deliveries/*"))
+    [result] = pipeline.run([booking_file("no-claim.csv")], timeout=300)
+    assert result.status == "FAILED", result
+    # Named S3.AccessDeniedException here, S3.S3Exception on AWS (through "Delivery already
+    # claimed?", whose 412 rule it fails): "Claim delivery failed" either way.
+    assert result.states[:2] == ["Identify delivery", "Claim delivery"], result.states
+    assert result.states[-3:] == ["Claim delivery failed", "Notify failure", "Failed"], result.states
+    assert not {"Read delivery marker", "Duplicate delivery", "Start crawler"} & set(result.states)
+    message = result.notification["message"]
+    assert f"Ingestion of s3://{pipeline.stack.raw_bucket}/{result.key} FAILED at step: Claim delivery." in message
+    for part in ("Error: S3.", "Status Code: 403",
+                 f"{session_arn(pipeline, 'state_machine', STATE_MACHINE_SESSION_NAME)} is not authorized "
+                 f"to perform: s3:PutObject on resource: arn:aws:s3:::{pipeline.stack.raw_bucket}/deliveries/"):
+        assert part in message, message
+    assert result.summary is None  # the job never ran
+    # The upload's event still waits in the crawler's queue (nothing crawled it): crawl it now, with
+    # the template's own grants, so that the next test's crawl reads only its own file.
+    mutate(None)
+    glue = pipeline.emulator.client("glue")
+    glue.start_crawler(Name=pipeline.stack.crawler_names[0])
+    deadline = time.monotonic() + 60
+    while glue.get_crawler(Name=pipeline.stack.crawler_names[0])["Crawler"]["State"] != "READY":
+        assert time.monotonic() < deadline, "the clean-up crawl did not end"
+        time.sleep(0.2)
 
 
 # --- step 5: EventBridge starts the state machine as the rule target's role ------------------

@@ -3,8 +3,10 @@ naming the cause) or recovers, and the warehouse is never half-loaded.
 
 The hooks reach into the real components, never replace them: PostgreSQL is stopped for real in
 the middle of the load transaction, the Glue job's process group is killed with SIGKILL, the
-emulated Glue refuses one StartJobRun, the crawler's next crawl fails, and EventBridge receives
-the same S3 event twice (the second execution ends at the idempotency gate).
+emulated Glue refuses one StartJobRun, the crawler's next crawl fails, EventBridge receives
+the same S3 event twice and both executions claim it at once (one ends at the idempotency gate),
+S3 loses its reply to a stored claim (the execution finds its own marker and goes on), and S3
+refuses the claim past its retries (mailed as "Claim delivery failed").
 """
 
 from __future__ import annotations
@@ -215,14 +217,49 @@ def test_a_job_run_glue_refuses_to_start_is_mailed_with_glues_error(pipeline, tm
 
 
 # --------------------------------------------------------------------------------------------
-# the same S3 event delivered twice
+# the same S3 event delivered twice, both executions claiming the upload at the same moment
 # --------------------------------------------------------------------------------------------
 
 
-def test_a_duplicated_s3_event_ends_as_a_duplicate_and_loads_and_mails_once(pipeline, tmp_path):
-    """EventBridge delivers the same Object Created event twice (at-least-once): the second
-    execution ends in "Duplicate delivery" at the idempotency gate, before the crawl and the job;
-    it loads nothing and sends no email."""
+@pytest.fixture
+def claims_meet(monkeypatch):
+    """The first PutObject of a delivery marker waits at the S3 front door until a second one has
+    arrived (or 60 s), and storing a marker takes 0.2 s: both claims of one upload are checked
+    against S3 at the same moment, as two executions started together would be. Only S3's
+    atomic conditional write (airline_local/aws/s3_writes.py) lets exactly one through."""
+    from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
+
+    meet = threading.Barrier(2, timeout=60)
+    arrived: list[str] = []
+    put_object, store = S3Response.put_object, S3Backend.put_object
+
+    def at_the_door(self):
+        key = self.parse_key_name()
+        if key.startswith("deliveries/"):
+            arrived.append(key)
+            try:
+                if len(arrived) <= 2:  # the two first claims; the loser's retries pass
+                    meet.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return put_object(self)
+
+    def slow_store(self, bucket_name, key_name, *args, **kwargs):
+        if key_name.startswith("deliveries/"):
+            time.sleep(0.2)
+        return store(self, bucket_name, key_name, *args, **kwargs)
+
+    monkeypatch.setattr(S3Response, "put_object", at_the_door)
+    monkeypatch.setattr(S3Backend, "put_object", slow_store)
+    return arrived
+
+
+def test_a_duplicated_s3_event_claimed_at_once_loads_and_mails_once(pipeline, tmp_path, claims_meet):
+    """EventBridge delivers the same Object Created event twice (at-least-once) and both
+    executions claim the upload at the same moment: exactly one proceeds; the other gets 412,
+    reads the marker, finds another execution's ARN and ends in "Duplicate delivery", before the
+    crawl and the job; it loads nothing and sends no email."""
     path = booking_file(tmp_path, "DUPEV", 40)
     key = f"raw/bookings/{path.name}"
     sfn, events = pipeline.emulator.client("stepfunctions"), pipeline.emulator.client("events")
@@ -250,11 +287,13 @@ def test_a_duplicated_s3_event_ends_as_a_duplicate_and_loads_and_mails_once(pipe
     for thread in threads:
         thread.join()
 
+    assert len(claims_meet) >= 2 and len(set(claims_meet)) == 1, claims_meet  # both claimed one marker
     assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.error for r in results]
+    assert sorted(r.states[-1] for r in results) == ["Duplicate delivery", "Succeeded"], [r.states for r in results]
     [loaded] = [r for r in results if r.states[-1] == "Succeeded"]
     [duplicate] = [r for r in results if r.states[-1] == "Duplicate delivery"]
     assert duplicate.states == ["Identify delivery", "Claim delivery", "Delivery already claimed?",
-                                "Duplicate delivery"]
+                                "Read delivery marker", "Claimed by this execution?", "Duplicate delivery"]
     assert assert_accounted_in_warehouse(pipeline, loaded)["rows_inserted"] == 40
     assert_nothing_loaded(pipeline, duplicate)
     assert duplicate.summary is None and duplicate.notification is None
@@ -270,6 +309,73 @@ def test_a_duplicated_s3_event_ends_as_a_duplicate_and_loads_and_mails_once(pipe
     owners = {s3.get_object(Bucket=pipeline.stack.raw_bucket, Key=m["Key"])["Body"].read().decode() for m in markers}
     assert _execution_arn(pipeline, loaded.execution_name) in owners
     assert _execution_arn(pipeline, duplicate.execution_name) not in owners
+
+
+# --------------------------------------------------------------------------------------------
+# the reply to the claim lost: S3 stored the marker, the execution saw a 5xx and retried
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_lost_reply_to_the_claim_still_loads_the_file_once_and_mails_success(pipeline, tmp_path):
+    """The first PutObject of the marker is stored but answered 500: "Claim delivery" retries,
+    gets 412 for its own marker, reads it back, finds its own execution's ARN and goes on."""
+    from airline_local.aws.s3_writes import S3_FAULTS
+
+    path = booking_file(tmp_path, "LOSTREPLY", 25)
+    key = f"raw/bookings/{path.name}"
+    S3_FAULTS.lose_reply_of_next_put("deliveries/")
+    try:
+        [result] = run_keyed(pipeline, [(path, key)])
+        lost = list(S3_FAULTS.lost)
+    finally:
+        S3_FAULTS.clear()
+
+    assert len(lost) == 1, lost  # the fault did happen, to the claim
+    assert result.status == "SUCCEEDED", (result.states, result.error)
+    assert result.states[:6] == ["Identify delivery", "Claim delivery", "Delivery already claimed?",
+                                 "Read delivery marker", "Claimed by this execution?", "Start crawler"]
+    assert result.states[-1] == "Succeeded"
+    assert assert_accounted_in_warehouse(pipeline, result)["rows_inserted"] == 25
+    assert rows_with_prefix(pipeline, "RL-LOSTREPLY-") == 25
+    mails = [m for m in pipeline.emulator.mailbox.messages() if key in m.get_body(("plain",)).get_content()]
+    assert [m["Subject"] for m in mails] == ["Airline booking ingestion succeeded"]
+    marker = pipeline.emulator.client("s3").get_object(Bucket=pipeline.stack.raw_bucket, Key=lost[0])
+    assert marker["Body"].read().decode() == _execution_arn(pipeline, result.execution_name)
+
+
+# --------------------------------------------------------------------------------------------
+# the claim refused by S3 with a non-412 error, past its retries
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_claim_s3_keeps_refusing_is_mailed_as_claim_delivery_failed(pipeline, tmp_path):
+    """503 on the claim and on both retries: S3.S3Exception without `Status Code: 412`, so "Delivery
+    already claimed?" sends it to "Claim delivery failed": an email naming S3's answer, FAILED,
+    nothing crawled or loaded (not a silent duplicate)."""
+    from airline_local.aws.s3_writes import S3_FAULTS
+
+    path = booking_file(tmp_path, "CLAIM503", 5)
+    key = f"raw/bookings/{path.name}"
+    S3_FAULTS.refuse_next_puts("deliveries/", 3)
+    try:
+        [result] = run_keyed(pipeline, [(path, key)])
+        refused = list(S3_FAULTS.refused)
+    finally:
+        S3_FAULTS.clear()
+
+    assert len(refused) == 3 and len(set(refused)) == 1, refused  # the claim, then its two retries
+    assert result.status == "FAILED", result.states
+    assert result.states == ["Identify delivery", "Claim delivery", "Delivery already claimed?",
+                             "Claim delivery failed", "Notify failure", "Failed"], result.states
+    message = result.notification["message"]
+    assert f"{key} FAILED at step: Claim delivery. Error: S3.S3Exception" in message, message
+    assert "Status Code: 503" in message and "Please reduce your request rate" in message, message
+    assert result.summary is None
+    assert_nothing_loaded(pipeline, result, "RL-CLAIM503-")
+    s3 = pipeline.emulator.client("s3")
+    assert "Contents" not in s3.list_objects_v2(Bucket=pipeline.stack.raw_bucket, Prefix=refused[0])
+    # Its upload event still waits in the crawler's queue: the next test's crawl reads this file
+    # too, which is harmless (a valid file); the execution never crawled it.
 
 
 def _execution_arn(pipeline, name: str) -> str:

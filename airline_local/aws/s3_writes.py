@@ -1,0 +1,107 @@
+"""S3 PutObject as AWS does it: a conditional write is atomic; and a lost reply, on demand.
+
+moto 5.2.5 checks `If-None-Match: *` (and `If-Match`) and then writes, with no lock between the
+two: two concurrent create-only writes of one key can both pass the check and both answer 200.
+S3 lets exactly one of them succeed, the other gets 412 Precondition Failed (or 409
+ConditionalRequestConflict; docs/aws-notes.md, "Conditional writes"). The state machine's
+idempotency gate relies on that, so `make_conditional_writes_atomic` runs each PutObject's check
+and write under a lock of its bucket and key.
+
+`S3_FAULTS` lets a test lose the reply of a PutObject that S3 stored: the object is written,
+and the caller gets a 500 InternalError (a retryable error, as S3 answers one in rare cases),
+so the caller's retry finds its own object there. It can also refuse PutObjects with 503 SlowDown
+without storing them (S3 busy for longer than the caller retries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["PATCHES", "S3_FAULTS", "S3Faults", "make_conditional_writes_atomic"]
+
+
+class S3Faults:
+    """Faults a test injects into the emulated S3 (each is used once)."""
+
+    def __init__(self) -> None:
+        self._lost_replies: deque[str] = deque()
+        self._refusals: deque[str] = deque()
+        self._lock = threading.Lock()
+        self.lost: list[str] = []  # the keys whose reply was lost, oldest first
+        self.refused: list[str] = []  # the keys of the PutObjects refused, oldest first
+
+    def refuse_next_puts(self, key_prefix: str, times: int) -> None:
+        """The next `times` PutObjects of keys under `key_prefix` store nothing and get 503."""
+        with self._lock:
+            self._refusals.extend([key_prefix] * times)
+
+    def take_refusal(self, key: str) -> bool:
+        with self._lock:
+            for prefix in self._refusals:
+                if key.startswith(prefix):
+                    self._refusals.remove(prefix)
+                    self.refused.append(key)
+                    return True
+        return False
+
+    def lose_reply_of_next_put(self, key_prefix: str) -> None:
+        """The next PutObject of a key under `key_prefix` is stored, then answered 500."""
+        with self._lock:
+            self._lost_replies.append(key_prefix)
+
+    def take_lost_reply(self, key: str) -> bool:
+        with self._lock:
+            for prefix in self._lost_replies:
+                if key.startswith(prefix):
+                    self._lost_replies.remove(prefix)
+                    self.lost.append(key)
+                    return True
+        return False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lost_replies.clear()
+            self._refusals.clear()
+            self.lost.clear()
+            self.refused.clear()
+
+
+S3_FAULTS = S3Faults()
+
+_key_locks: dict[tuple[str, str], threading.Lock] = {}
+_key_locks_guard = threading.Lock()
+
+
+def _lock_of(bucket: str, key: str) -> threading.Lock:
+    with _key_locks_guard:
+        return _key_locks.setdefault((bucket, key), threading.Lock())
+
+
+def make_conditional_writes_atomic() -> None:
+    """PutObject's precondition check and write run under one lock per bucket and key (every
+    PutObject takes it, so an unconditional write cannot slip in between either)."""
+    from moto.s3.responses import S3Response
+
+    from airline_local.aws.moto_patches import _replace, _s3_error
+
+    original: Callable[..., Any] = S3Response.__dict__["put_object"]
+
+    def put_object(self: Any) -> Any:
+        key = self.parse_key_name()
+        if S3_FAULTS.take_refusal(key):
+            raise _s3_error("SlowDown", "Please reduce your request rate. "
+                            "(local fault injection: nothing was stored)", 503)
+        with _lock_of(self.bucket_name, key):
+            response = original(self)
+        if S3_FAULTS.take_lost_reply(key):
+            raise _s3_error("InternalError", "We encountered an internal error. Please try again. "
+                            "(local fault injection: the object was stored, its reply lost)", 500)
+        return response
+
+    _replace(S3Response, "put_object", put_object)
+
+
+PATCHES: tuple[Callable[[], None], ...] = (make_conditional_writes_atomic,)
