@@ -59,11 +59,19 @@ class OfflineAccount:
             client = boto3.client(service, region_name=self.region_name, aws_access_key_id="offline",
                                   aws_secret_access_key="offline")
             self.clients[service], self.stubs[service] = client, Stubber(client)
+        # moto 5.2.5 has no ValidateStateMachineDefinition: a Stubber answers it, for each rendered
+        # definition as run_acceptance must send it (the rest of Step Functions is the emulator's).
+        validation = boto3.client("stepfunctions", region_name=self.region_name, aws_access_key_id="offline",
+                                  aws_secret_access_key="offline")
+        self.clients["stepfunctions-validation"] = validation
+        self.stubs["stepfunctions-validation"] = Stubber(validation)
         self._answer_as_aws()
         for stub in self.stubs.values():
             stub.activate()
 
     def client(self, service: str):
+        if service == "stepfunctions":
+            return _ValidationByStub(self.pipeline.emulator.client(service), self.clients["stepfunctions-validation"])
         return self.clients[service] if service in ACCOUNT_SERVICES else self.pipeline.emulator.client(service)
 
     def runner(self, argv, *, cwd, env) -> subprocess.CompletedProcess:
@@ -84,6 +92,10 @@ class OfflineAccount:
                    for key, output in body.get("Outputs", {}).items()]
         names = acceptance.fixed_names(body)
         created = datetime(2026, 1, 1)
+        for machine_type, definition in acceptance.rendered_definitions(body, self.region_name).values():
+            self.stubs["stepfunctions-validation"].add_response(
+                "validate_state_machine_definition", {"result": "OK", "diagnostics": []},
+                {"definition": definition, "type": machine_type, "severity": "WARNING"})
         self.stubs["sts"].add_response("get_caller_identity", {"Account": ACCOUNT_ID, "UserId": "AIDAOFFLINE",
                                                                "Arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline"})
         cfn = self.stubs["cloudformation"]
@@ -221,3 +233,15 @@ def test_assembly_helpers_on_the_synthesized_app(pipeline):
     assert names["AWS::Glue::Database"] == ["airline_bookings"]
     assert names["AWS::RedshiftServerless::Namespace"] == ["airline-bookings"]
     assert acceptance.template_database(template) == "dev"
+
+
+class _ValidationByStub:
+    """The emulator's Step Functions client, except ValidateStateMachineDefinition (a Stubber's)."""
+
+    def __init__(self, emulator_client, validation_client) -> None:
+        self._emulator, self._validation = emulator_client, validation_client
+
+    def __getattr__(self, name: str):
+        if name == "validate_state_machine_definition":
+            return self._validation.validate_state_machine_definition
+        return getattr(self._emulator, name)
