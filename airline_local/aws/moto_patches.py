@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import distributed_map
+from airline_local.aws import data_limit, distributed_map
 
 LOG = logging.getLogger(__name__)
 
@@ -1201,4 +1201,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     check_iam_of_every_call,
     sign_state_machine_tasks_with_its_role,
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
+    *data_limit.PATCHES,  # Step Functions' 256 KiB payload limit (airline_local/aws/data_limit.py)
 )
