@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airline_local.aws.cfn import ACCOUNT_ID, Template
+from airline_local.aws.lambda_functions import deploy_functions
 from airline_local.custom_resources import run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
@@ -179,6 +180,9 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner, *,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custom-resources") as pool:
         custom = pool.submit(run_custom_resources, assembly, function_client) if function_client is not None else None
         stack = _create_resources(assembly, clients, job_runner)
+        # The functions a state machine invokes run in this process, as their roles.
+        deploy_functions(assembly, [stack.state_machine_arn, stack.backfill_state_machine_arn or ""], clients,
+                         function_client)
         if custom is not None:
             custom.result()  # a handler's error fails the deploy
     return stack

@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import data_limit, distributed_map
+from airline_local.aws import data_limit, distributed_map, lambda_functions
 
 LOG = logging.getLogger(__name__)
 
@@ -984,7 +984,7 @@ def _signed_credentials(response: Any) -> tuple[str | None, str | None]:
 def _iam_call(response: Any, resource: str) -> Any:
     from airline_local.aws.iam.requests import Call, s3_operation
 
-    from urllib.parse import parse_qsl, urlparse
+    from urllib.parse import parse_qsl, unquote, urlparse
 
     service = response.service_name
     if service == "s3":
@@ -997,6 +997,10 @@ def _iam_call(response: Any, resource: str) -> Any:
         operation = s3_operation(response.method, bucket_name, key or None, query, headers)
         return Call("s3", operation, response.region, response.current_account, {"body": response.raw_body},
                     bucket_name, key or None, headers, query)
+    if service == "awslambda":  # REST: the function is named in the path, the body is its payload
+        function = re.search(r"/functions/([^/]+)", urlparse(response.uri).path)
+        params = {"FunctionName": unquote(function.group(1))} if function else {}
+        return Call(service, response._get_action(), response.region, response.current_account, params)
     if service in _JSON_SERVICES:
         body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")
         params = json.loads(body or "{}")
@@ -1010,7 +1014,7 @@ def _iam_error(service: str, verdict: Any) -> Exception:
     query XML ErrorResponse (sns, sts, iam), S3 REST XML with a 403 (400 for InvalidToken)."""
     from moto.core.exceptions import JsonRESTError, _RESTError
 
-    json_service = service in _JSON_SERVICES
+    json_service = service in _JSON_SERVICES or service == "awslambda"  # Lambda: REST with JSON errors
     if verdict.outcome == "unknown-key":
         code = "InvalidAccessKeyId" if service == "s3" else ("UnrecognizedClientException" if json_service else "InvalidClientTokenId")
         message = ("The AWS Access Key Id you provided does not exist in our records." if service == "s3"
@@ -1202,4 +1206,5 @@ PATCHES: tuple[Callable[[], None], ...] = (
     sign_state_machine_tasks_with_its_role,
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
     *data_limit.PATCHES,  # Step Functions' 256 KiB payload limit (airline_local/aws/data_limit.py)
+    *lambda_functions.PATCHES,  # functions a state machine invokes (airline_local/aws/lambda_functions.py)
 )
