@@ -113,7 +113,7 @@ def function_session_client(template: Template, role_broker: Any, operator_clien
 
     def client(function: str, service: str) -> Any:
         if role_broker is None:
-            return operator[service] if service in operator else operator_client(service)
+            return operator[service]
         role = template.properties(function)["Role"]
         return role_broker.client(service, role, template.name_of(function), LAMBDA_SERVICE_PRINCIPAL)
 

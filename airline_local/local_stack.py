@@ -181,8 +181,7 @@ def deploy(assembly: CloudAssembly, clients: Any, job_runner: JobRunner, *,
         custom = pool.submit(run_custom_resources, assembly, function_client) if function_client is not None else None
         stack = _create_resources(assembly, clients, job_runner)
         # The functions a state machine invokes run in this process, as their roles.
-        deploy_functions(assembly, [stack.state_machine_arn, stack.backfill_state_machine_arn or ""], clients,
-                         function_client)
+        deploy_functions(assembly, [stack.state_machine_arn, stack.backfill_state_machine_arn or ""], clients)
         if custom is not None:
             custom.result()  # a handler's error fails the deploy
     return stack

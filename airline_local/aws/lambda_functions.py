@@ -6,8 +6,9 @@ deploy creates each such function in the emulator (so that the call, and its IAM
 lambda:InvokeFunction, happen as on AWS) and registers its handler: the Python file of the cloud
 assembly's asset (the code Lambda would run), loaded and called as the schema custom resource's
 handler is (airline_local.custom_resources.function_handler), with an AWS client signing as the
-function's execution role, function name as role session name (function_session_client). The
-handler receives that client as its ``client`` argument; its module names the service in
+function's execution role, function name as role session name (function_session_client), minted
+per invocation by the IAM check in force (the operator's client when it is off). The handler
+receives that client as its ``client`` argument; its module names the service in
 ``CLIENT_SERVICE``.
 
 What Lambda does around the call, as the Invoke API reference says: the response payload is the
@@ -41,13 +42,13 @@ class LocalFunction:
     logical_id: str
     arn: str
     handler: Callable[..., Any]
-    client: Any  # signs as the function's role
+    client: Callable[[], Any]  # a client signing as the function's role
     context: Callable[[], Any]  # a fresh Lambda context object per invocation
 
     def invoke(self, payload: bytes | str | None, response_headers: dict[str, str]) -> bytes:
         event = json.loads(payload or "{}")
         try:
-            result = self.handler(event, self.context(), client=self.client)
+            result = self.handler(event, self.context(), client=self.client())
         except Exception as error:  # Lambda reports an unhandled error in the payload
             LOG.warning("function %s failed: %s: %s", self.logical_id, type(error).__name__, error)
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -75,11 +76,9 @@ def invoked_functions(template: Any, state_machine_arns: Collection[str]) -> lis
             if any(template.get_att(lid, "Arn") in definition for definition in definitions)]
 
 
-def deploy_functions(assembly: Any, state_machine_arns: Collection[str], clients: Callable[[str], Any],
-                     function_client: Callable[[str, str], Any] | None = None) -> list[str]:
-    """Create in the emulator each function the deployed state machines invoke, and register its handler.
-    ``function_client(function, service)``: a client signing as the function's role (the operator's
-    ``clients(service)`` without it). Returns the functions' ARNs."""
+def deploy_functions(assembly: Any, state_machine_arns: Collection[str], clients: Callable[[str], Any]) -> list[str]:
+    """Create in the emulator each function the deployed state machines invoke, and register its
+    handler. ``clients(service)``: the operator's clients. Returns the functions' ARNs."""
     from airline_local.custom_resources import CustomResourceError, function_context, function_handler
 
     template = assembly.template
@@ -102,11 +101,26 @@ def deploy_functions(assembly: Any, state_machine_arns: Collection[str], clients
         if arn != template.get_att(lid, "Arn"):
             raise LocalFunctionError(f"the emulator created {arn} for function {lid}, but the template's ARN is "
                                      f"{template.get_att(lid, 'Arn')}")
-        client = function_client(lid, service) if function_client is not None else clients(service)
         with _LOCK:
-            _FUNCTIONS[arn] = LocalFunction(lid, arn, handler, client, lambda lid=lid: function_context(template, lid))
+            _FUNCTIONS[arn] = LocalFunction(lid, arn, handler, _role_client(template, lid, service, clients(service)),
+                                            lambda lid=lid: function_context(template, lid))
         arns.append(arn)
     return arns
+
+
+def _role_client(template: Any, function: str, service: str, operator: Any) -> Callable[[], Any]:
+    """The function's client, signing as its role through the IAM check in force at each call
+    (a test may install another: LocalPipeline.check_iam_with); the operator's with the check off."""
+    from airline_local.aws.moto_patches import RUNTIME
+    from airline_local.custom_resources import function_session_client
+
+    def client() -> Any:
+        check = RUNTIME.iam_check
+        if check is None or check.role_broker is None:
+            return operator
+        return function_session_client(template, check.role_broker, lambda _service: operator)(function, service)
+
+    return client
 
 
 # The emulator stores the code it is given; the handler runs from the cloud assembly's asset.

@@ -191,8 +191,60 @@ def test_the_old_design_fails_that_backfill_with_data_limit_exceeded_and_no_emai
     properties.update(DefinitionString=json.dumps(definition), StateMachineName=f"old-summary-{uuid.uuid4().hex[:6]}")
     old_machine = _create_state_machine(Template(body, region=template.region, stack_name=template.stack_name), lid, sfn)
     name = description["name"] + "-old"
-    arn = sfn.start_execution(stateMachineArn=old_machine, name=name, input=summarize_input)["executionArn"]
-
-    failed = wait_for_end(sfn, arn)
+    try:
+        arn = sfn.start_execution(stateMachineArn=old_machine, name=name, input=summarize_input)["executionArn"]
+        failed = wait_for_end(sfn, arn)
+    finally:  # one state machine per role: the backfill's map run finds its machine by its role
+        sfn.delete_state_machine(stateMachineArn=old_machine)
     assert (failed["status"], failed["error"]) == ("FAILED", "States.DataLimitExceeded"), failed
     assert mails_naming(pipeline, name) == []
+
+
+def backfill_roles(body: dict) -> tuple[str, str]:
+    """(the backfill state machine's role, the summary function's role): logical ids."""
+    from airline_local.aws.cfn import Template
+
+    template = Template(body)
+    roles = {template.get_att(lid, "Arn"): lid for lid in template.resources_of_type("AWS::IAM::Role")}
+    machine = body["Outputs"]["BackfillStateMachineArn"]["Value"]["Ref"]
+    [function] = [lid for lid in template.resources_of_type("AWS::Lambda::Function") if lid.startswith("BackfillSummaryFunction")]
+    return roles[template.properties(machine)["RoleArn"]], roles[template.properties(function)["Role"]]
+
+
+@pytest.mark.parametrize("denied, error, cause", [
+    ("invoke", "Lambda.AccessDeniedException", "lambda:InvokeFunction"),
+    ("read", "AccessDenied", "s3:GetObject"),
+    ("decrypt", "AccessDenied", "kms:Decrypt"),
+])
+def test_the_summary_is_authorized_as_aws_would(pipeline, denied, error, cause):
+    """Without the state machine's lambda:InvokeFunction, or the function role's s3:GetObject or
+    kms:Decrypt, the backfill mails its failure with the denial (the function runs as its role)."""
+    import json
+    import uuid
+
+    from stacks.storage import BACKFILL_PREFIX
+    from tests.local.iam_mutations import remove_action
+
+    def mutation(body: dict) -> None:
+        machine_role, function_role = backfill_roles(body)
+        if denied == "invoke":
+            remove_action(body, machine_role, "lambda:InvokeFunction")
+        else:
+            remove_action(body, function_role, {"read": "s3:GetObject", "decrypt": "kms:Decrypt"}[denied])
+
+    s3, sfn = pipeline.emulator.client("s3"), pipeline.emulator.client("stepfunctions")
+    name = f"denied-{denied}-{uuid.uuid4().hex[:6]}"
+    prefix = f"{BACKFILL_PREFIX}{name}/"
+    s3.put_object(Bucket=pipeline.stack.raw_bucket, Key=f"{prefix}readme.txt", Body=b"not bookings")
+    pipeline.check_iam_with(mutation)
+    try:
+        arn = sfn.start_execution(stateMachineArn=pipeline.stack.backfill_state_machine_arn, name=name,
+                                  input=json.dumps({"prefix": prefix}))["executionArn"]
+        description = wait_for_end(sfn, arn)
+    finally:
+        pipeline.check_iam_with(None)
+    assert (description["status"], description["error"]) == ("FAILED", "BackfillFailed"), description
+    [mail] = mails_naming(pipeline, name)
+    body = mail.get_body().get_content()
+    assert mail["Subject"] == "Airline booking backfill FAILED"
+    assert f"Error: {error}." in body and cause in body, body
