@@ -191,7 +191,7 @@ class Backfill(Construct):
         log_group = logs.LogGroup(self, "SummaryFunctionLogs", encryption_key=self._key,
                                   retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY)
         self.summary_function = lambda_.Function(
-            self, "SummaryFunction", runtime=lambda_.Runtime.PYTHON_3_14, handler="summary.handle",
+            self, "SummaryFunction", runtime=lambda_.Runtime.PYTHON_3_14, handler="summary.handler",
             code=lambda_.Code.from_asset(str(SUMMARY_HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
             timeout=Duration.minutes(5), memory_size=512, log_group=log_group,
             description="Sums a backfill's per-file results (Distributed Map ResultWriter files) for its email")

@@ -997,9 +997,13 @@ def _iam_call(response: Any, resource: str) -> Any:
         operation = s3_operation(response.method, bucket_name, key or None, query, headers)
         return Call("s3", operation, response.region, response.current_account, {"body": response.raw_body},
                     bucket_name, key or None, headers, query)
-    if service == "awslambda":  # REST: the function is named in the path, the body is its payload
+    if service == "awslambda":  # REST: a function is named in the path (Invoke's body is its payload)
         function = re.search(r"/functions/([^/]+)", urlparse(response.uri).path)
-        params = {"FunctionName": unquote(function.group(1))} if function else {}
+        if function:
+            params = {"FunctionName": unquote(function.group(1))}
+        else:  # CreateFunction: the JSON body names it
+            body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")
+            params = json.loads(body or "{}")
         return Call(service, response._get_action(), response.region, response.current_account, params)
     if service in _JSON_SERVICES:
         body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")

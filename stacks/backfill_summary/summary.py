@@ -101,5 +101,5 @@ def report(event: dict[str, Any], tally: Tally, location: str) -> dict[str, Any]
             "message": message}
 
 
-def handle(event: dict[str, Any], _context: Any = None, client: Any = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], _context: Any = None, client: Any = None) -> dict[str, Any]:
     return summarize(event, client or _client())

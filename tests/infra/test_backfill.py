@@ -89,7 +89,7 @@ def test_the_summary_function_reads_only_the_results_and_summarizes_every_outcom
     assert summary.OUTCOMES == OUTCOMES
     [(lid, function)] = [(k, v["Properties"]) for k, v in resources_of(template_json, "AWS::Lambda::Function").items()
                          if k.startswith("BackfillSummaryFunction")]
-    assert function["Handler"] == "summary.handle" and function["Runtime"].startswith("python3.")
+    assert function["Handler"] == "summary.handler" and function["Runtime"].startswith("python3.")
     statements = policy_statements(template_json, function["Role"]["Fn::GetAtt"][0])
     assert sorted((s["Action"], render(s["Resource"])) for s in statements) == [
         ("kms:Decrypt", "<StorageDataKeyE15BA43B.Arn>"), ("s3:GetObject", f"<StorageRawBucketBBD9BDC5.Arn>/{RESULTS_PREFIX}*")]

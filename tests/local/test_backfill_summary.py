@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from airline_local.aws.data_limit import payload_bytes
-from stacks.backfill_summary.summary import CAUSE_CHARS, FAILED_FILES_IN_EMAIL, OUTCOMES, handle
+from stacks.backfill_summary.summary import CAUSE_CHARS, FAILED_FILES_IN_EMAIL, OUTCOMES, handler
 
 
 def entry(index: int, status: str, **fields) -> dict:
@@ -62,7 +62,7 @@ def test_counts_rows_failed_files_and_location(write_results):
     write, s3 = write_results
     event = write({"SUCCEEDED": [[succeeded(0, 10), skipped(1)], [succeeded(2, 5)]],
                    "FAILED": [[failed(i) for i in range(3, 63)]]})
-    summary = handle(event, client=s3)
+    summary = handler(event, client=s3)
     assert (summary["files_succeeded"], summary["files_failed"], summary["objects_skipped"]) == (2, 60, 1)
     assert summary["rows"] == dict.fromkeys(OUTCOMES, 0) | {"rows_read": 15, "rows_inserted": 13, "rows_quarantined": 2}
     location = f"s3://{event['results']['Bucket']}/{event['results']['Key']}"
@@ -82,7 +82,7 @@ def test_counts_rows_failed_files_and_location(write_results):
 
 def test_no_failure_says_none(write_results):
     write, s3 = write_results
-    summary = handle(write({"SUCCEEDED": [[succeeded(0, 3)]]}), client=s3)
+    summary = handler(write({"SUCCEEDED": [[succeeded(0, 3)]]}), client=s3)
     assert "Failed files:\nnone\n" in summary["message"] and summary["failed_files"] == []
 
 
@@ -95,7 +95,7 @@ def test_the_output_does_not_grow_with_the_number_of_files(write_results):
         entries = [succeeded(i, 4) if i % 2 else failed(i) for i in range(count)]
         event = write({"SUCCEEDED": [[e for e in entries if e["Status"] == "SUCCEEDED"]],
                        "FAILED": [[e for e in entries if e["Status"] == "FAILED"]]})
-        summary = handle(event, client=s3)
+        summary = handler(event, client=s3)
         assert summary["files_failed"] == count // 2 and summary["rows"]["rows_read"] == 4 * (count // 2)
         sizes.append(payload_bytes(summary))
     assert sizes[1] - sizes[0] < 100  # the counts' digits only
