@@ -5,7 +5,8 @@ Nothing here describes the pipeline a second time. The app is synthesized into a
 creates in the emulator the resources the pipeline runs on: the buckets and their EventBridge
 notifications, the SNS topics and subscriptions, the SQS queues (and the bucket's notifications to them), the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
-definition's references resolved to local names, and the IAM roles (name and trust policy: the local
+definition's references resolved to local names, the Lambda functions a state machine invokes
+(their handlers run in this process: airline_local.aws.lambda_functions), and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
 resources (the warehouse schema) through their handlers (airline_local.custom_resources). Resources
 with no local meaning (KMS, VPC,
