@@ -130,8 +130,7 @@ class Backfill(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             timeout=Duration.days(7),
         )
-        # The getObject tasks grant the reads of runs/* (the run summaries; the ResultWriter's files
-        # are read back for the ResultWriter's own use).
+        # The getObject tasks grant the reads of runs/* (the run summaries, SSE-KMS).
         key.grant_decrypt(self.state_machine)
         # SSE-KMS writes (ResultWriter) and the publish to the encrypted topic ask for data keys.
         key.grant(self.state_machine, "kms:GenerateDataKey*")
