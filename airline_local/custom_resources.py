@@ -37,8 +37,8 @@ from typing import Any
 
 from airline_local.aws.cfn import Template
 
-__all__ = ["CustomResourceError", "CreatedResource", "HANDLER_SERVICES", "ProviderResource",
-           "function_session_client", "provider_resources", "run_custom_resources"]
+__all__ = ["CustomResourceError", "CreatedResource", "HANDLER_SERVICES", "ProviderResource", "function_context",
+           "function_handler", "function_session_client", "provider_resources", "run_custom_resources"]
 
 #: The AWS service whose client each local custom resource's handler takes as ``client``.
 HANDLER_SERVICES: Mapping[str, str] = {"Custom::RedshiftSchema": "redshift-data"}
@@ -186,15 +186,12 @@ def _create(assembly: Any, resource: ProviderResource, service: str, function_cl
 def _invoke(assembly: Any, resource: ProviderResource, function: str, service: str,
             function_client: FunctionClient, event: Mapping[str, Any]) -> Mapping[str, Any] | None:
     template: Template = assembly.template
-    handler = _handler(assembly, function)
+    handler = function_handler(assembly, function)
     if "client" not in inspect.signature(handler).parameters:
         raise CustomResourceError(f"{resource.logical_id}: the handler of {function} takes no `client` argument: "
                                   "the local deploy cannot hand it credentials of its role")
     name = template.name_of(function)
-    context = SimpleNamespace(function_name=name, function_version="$LATEST",
-                              invoked_function_arn=template.get_att(function, "Arn"),
-                              aws_request_id=str(uuid.uuid4()), log_stream_name=f"local/{name}",
-                              get_remaining_time_in_millis=lambda: 60_000)
+    context = function_context(template, function)
     try:
         client = function_client(function, service)
         return handler(dict(event), context, client=client)
@@ -207,7 +204,16 @@ def _invoke(assembly: Any, resource: ProviderResource, function: str, service: s
 _MODULES: dict[Path, ModuleType] = {}
 
 
-def _handler(assembly: Any, function: str) -> Callable[..., Any]:
+def function_context(template: Template, function: str) -> Any:
+    """The context object Lambda hands a handler (the fields a handler may read)."""
+    name = template.name_of(function)
+    return SimpleNamespace(function_name=name, function_version="$LATEST",
+                           invoked_function_arn=template.get_att(function, "Arn"),
+                           aws_request_id=str(uuid.uuid4()), log_stream_name=f"local/{name}",
+                           get_remaining_time_in_millis=lambda: 60_000)
+
+
+def function_handler(assembly: Any, function: str) -> Callable[..., Any]:
     """The Python handler of a function: ``module.attr`` of its Handler, from its code asset."""
     template: Template = assembly.template
     props = template.properties(function)

@@ -5,7 +5,8 @@ Nothing here describes the pipeline a second time. The app is synthesized into a
 creates in the emulator the resources the pipeline runs on: the buckets and their EventBridge
 notifications, the SNS topics and subscriptions, the SQS queues (and the bucket's notifications to them), the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
-definition's references resolved to local names, and the IAM roles (name and trust policy: the local
+definition's references resolved to local names, the Lambda functions a state machine invokes
+(their handlers run in this process: airline_local.aws.lambda_functions), and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
 resources (the warehouse schema) through their handlers (airline_local.custom_resources), and the
 CloudWatch alarms (their actions: airline_local.aws.service_deliveries). Resources with no local
@@ -31,6 +32,7 @@ from typing import Any
 from airline_local.aws.cfn import ACCOUNT_ID, Template
 from airline_local.aws.cfn_order import creation_order, dependencies
 from airline_local.aws.iam.creation_checks import CreationChecks
+from airline_local.aws.lambda_functions import deploy_function, invoked_functions
 from airline_local.aws.service_deliveries import create_alarm
 from airline_local.custom_resources import provider_resources, run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
@@ -221,6 +223,9 @@ class _Creator:
                          for t in template.properties(lid).get("Targets", [])}
         backfill = template.body.get("Outputs", {}).get("BackfillStateMachineArn", {}).get("Value")
         self.backfill_id = backfill.get("Ref") if isinstance(backfill, dict) else None
+        # The functions those state machines invoke run in this process, as their roles.
+        machines = self.targeted | ({template.ref(self.backfill_id)} if self.backfill_id else set())
+        self.invoked_functions = set(invoked_functions(template, machines))
         self.buckets: list[str] = []
         self.eventbridge_buckets: list[str] = []
         self.topics: list[str] = []
@@ -253,6 +258,7 @@ class _Creator:
             "AWS::Events::Rule": lambda: _create_rule(self.template, lid, self.clients("events")),
             # Its actions publish as CloudWatch does (airline_local.aws.service_deliveries).
             "AWS::CloudWatch::Alarm": lambda: create_alarm(self.template, lid, self.clients("cloudwatch")),
+            "AWS::Lambda::Function": lambda: self._function(lid),
         }.get(str(self.template.resources[lid].get("Type")))
         if create is not None:
             create()
@@ -289,6 +295,10 @@ class _Creator:
     def _subscription(self, lid: str) -> None:
         props = self.template.properties(lid)
         self.clients("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+
+    def _function(self, lid: str) -> None:
+        if lid in self.invoked_functions:
+            deploy_function(self.assembly, lid, self.clients)
 
     def _state_machine(self, lid: str) -> None:
         if lid == self.backfill_id:

@@ -5,6 +5,7 @@ execution each, all at once), each into an emptied warehouse of the same local s
     python -m bench.backfill --files 20 --rows 50      # a small run; `make bench` runs 200 files
     python -m bench.backfill --files 200 --write-results   # also into bench/results/bench.json
     python -m bench.backfill --files 20 --stand-in-job 2   # orchestration only: a 2 s job, no Spark
+    python -m bench.backfill --files 1000 --rows 5 --stand-in-job 0 --backfill-only   # a large backfill
 
 Both ways get the same limits, the deployed defaults: the job's max concurrent runs
 (glueMaxConcurrentRuns; the backfill's MaxConcurrency defaults to it) and the same warm Spark
@@ -37,6 +38,7 @@ from airline_local.pipeline import (  # noqa: E402
     DEFAULT_WARM_WORKERS,
     LocalPipeline,
     RunResult,
+    _body,
     temporary_state_dir,
 )
 from stacks.backfill import INGEST_FILES  # noqa: E402
@@ -125,6 +127,9 @@ def run_backfill_way(pipeline: LocalPipeline, files: list[Path], workers: int) -
         items.append((_time(entry["StartDate"]), _time(entry["StopDate"]), _run_summary(pipeline, execution_id)))
     return {
         **_way(len(files), seconds, len(result.succeeded)), "status": result.status,
+        # One email per backfill, whatever its size (stacks/backfill.py).
+        "emails": sum(f"execution {result.execution_name}" in _body(m)
+                      for m in pipeline.emulator.mailbox.messages()),  # type: ignore[union-attr]
         # Uploading under the backfill prefix comes first (on AWS the files are in S3 already).
         "upload_seconds": round(seconds - result.seconds, 1),
         "phases_seconds": _backfill_phases(pipeline, result),
@@ -201,7 +206,8 @@ def _timed(way: Any, pipeline: LocalPipeline, files: list[Path], workers: int) -
 
 
 def measure(files: list[Path], state_dir: Path, *, workers: int = DEFAULT_WARM_WORKERS,
-            in_flight: int | None = None, stand_in_job: float | None = None) -> dict[str, Any]:
+            in_flight: int | None = None, stand_in_job: float | None = None,
+            backfill_only: bool = False) -> dict[str, Any]:
     """Both ways on one local stack. ``in_flight``: the job's max concurrent runs for both (None:
     the stack's own, cdk.json), which the backfill's MaxConcurrency defaults to. ``stand_in_job``:
     seconds of a stand-in job run instead of Spark (the warm workers are then unused: every run
@@ -218,19 +224,22 @@ def measure(files: list[Path], state_dir: Path, *, workers: int = DEFAULT_WARM_W
             use_stand_in_job(pipeline, stand_in_job)
         runners = workers or job_limit  # what runs jobs at once: the warm workers, else Glue's limit
         backfill = _timed(run_backfill_way, pipeline, files, runners)
-        per_upload = _timed(run_per_upload_way, pipeline, files, runners)
-    return {"files": len(files), "warm_workers": workers, "job_max_concurrent_runs": job_limit,
-            **({"stand_in_job_seconds": stand_in_job} if stand_in_job is not None else {}),
-            "backfill": backfill, "one_per_upload": per_upload,
-            "backfill_speedup": round(per_upload["seconds"] / backfill["seconds"], 2)}
+        per_upload = None if backfill_only else _timed(run_per_upload_way, pipeline, files, runners)
+    result = {"files": len(files), "warm_workers": workers, "job_max_concurrent_runs": job_limit,
+              **({"stand_in_job_seconds": stand_in_job} if stand_in_job is not None else {}),
+              "backfill": backfill}
+    if per_upload is not None:
+        result.update(one_per_upload=per_upload, backfill_speedup=round(per_upload["seconds"] / backfill["seconds"], 2))
+    return result
 
 
 def run(count: int = DEFAULT_FILES, rows: int = DEFAULT_ROWS, workers: int = DEFAULT_WARM_WORKERS,
-        in_flight: int | None = None, stand_in_job: float | None = None, seed: int = 20_000) -> dict[str, Any]:
+        in_flight: int | None = None, stand_in_job: float | None = None, seed: int = 20_000,
+        backfill_only: bool = False) -> dict[str, Any]:
     with temporary_state_dir("airline-bench-backfill-") as state_dir:
         files = make_files(state_dir / "files", count, rows, seed)
         result = measure(files, state_dir / "stack", workers=workers, in_flight=in_flight,
-                         stand_in_job=stand_in_job)
+                         stand_in_job=stand_in_job, backfill_only=backfill_only)
     result["rows_per_file"] = rows
     return result
 
@@ -257,11 +266,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the job's max concurrent runs for both ways (default: the stack's, cdk.json)")
     parser.add_argument("--stand-in-job", type=float, default=None, metavar="SECONDS",
                         help="run a stand-in job of SECONDS (no Spark) to measure the orchestration alone")
+    parser.add_argument("--backfill-only", action="store_true",
+                        help="measure the backfill alone (not the same files one per upload)")
     parser.add_argument("--write-results", nargs="?", const=DEFAULT_RESULTS, type=Path, default=None,
                         help=f"also write the result under 'backfill' in this JSON file (default {DEFAULT_RESULTS})")
     args = parser.parse_args(argv)
     load_before = _load_average()
-    result = run(args.files, args.rows, args.workers, args.in_flight, args.stand_in_job)
+    result = run(args.files, args.rows, args.workers, args.in_flight, args.stand_in_job,
+                 backfill_only=args.backfill_only)
     result["load_average"] = {"before": load_before, "after": _load_average()}
     print(json.dumps(result, indent=1))
     if args.write_results is not None:

@@ -4,7 +4,11 @@ Input: {"prefix": "raw/backfill/2024/"}. The state machine crawls once, then run
 Glue job once per .csv / .csv.gz object under the prefix in a Distributed Map (an ItemReader over
 the S3 listing, bounded concurrency, a tolerated-failure threshold, per-file results written to S3
 by a ResultWriter), and sends ONE email: files succeeded/failed, rows by outcome, the failed files
-with their causes, and where the per-file results are.
+with their causes, and where the per-file results are. A small function (stacks/backfill_summary/)
+reads the result files and returns that summary: the results never enter the state machine's
+state, whose payloads are limited to 256 KiB with a terminal States.DataLimitExceeded (a state that
+read them failed every backfill of a few hundred files, with no email). An alarm mails any
+backfill execution that fails, times out or is aborted.
 
 Each file's run uses the job, the load SQL and the run summary exactly as the per-file machine
 does; its execution id is "<backfill execution name>-<item index>" (the job's run summary is
@@ -14,10 +18,15 @@ raw/bookings/ only. State names are a contract (docs/architecture.md), as in orc
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -26,17 +35,16 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import PipelineConfig
-from stacks.nag import acknowledge, arn_of, finding, logical_id, pseudo
+from stacks.backfill_summary.summary import FAILED_FILES_IN_EMAIL, OUTCOMES
+from stacks.nag import LAMBDA_BASIC_EXECUTION, acknowledge, arn_of, finding, logical_id, pseudo
 from stacks.orchestration import GLUE_CONCURRENCY_ERRORS, GLUE_TRANSIENT_ERRORS, _retry_transient
 from stacks.storage import BACKFILL_PREFIX, RUNS_PREFIX
 from stacks.warehouse import log_retention
 
 # ResultWriter output: <prefix><map run id>/manifest.json, SUCCEEDED_0.json, FAILED_0.json.
 RESULTS_PREFIX = f"{RUNS_PREFIX}backfill/"
-OUTCOMES = ("rows_read", "rows_quarantined", "rows_duplicate", "rows_inserted", "rows_updated", "rows_unchanged",
-            "rows_stale")
-# At most this many failed files are named in the email (the rest are in the results on S3).
-FAILED_FILES_IN_EMAIL = 50
+SUMMARY_HANDLER_DIR = Path(__file__).resolve().parent / "backfill_summary"
+__all__ = ["Backfill", "FAILED_FILES_IN_EMAIL", "OUTCOMES", "RESULTS_PREFIX"]
 
 # State names.
 CHECK_PREFIX = "Prefix in the backfill folder?"
@@ -56,37 +64,12 @@ READ_FAILURE_SUMMARY = "Read failure summary"
 FILE_FAILED = "File failed"
 JOB_FAILED_NO_SUMMARY = "File failed without summary"
 JOB_DID_NOT_SUCCEED = "Job did not succeed"
-READ_MANIFEST = "Read result manifest"
-READ_SUCCEEDED = "Read succeeded results"
-READ_FAILED = "Read failed results"
 SUMMARIZE = "Summarize"
 NOTIFY_DONE = "Notify backfill done"
 NOTIFY_FAILURE = "Notify backfill failure"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 POLLS_VARIABLE = "polls"
-
-# One JSONata expression computes the email's figures from the result files (JSONPath has no sum).
-# $r: the parsed SUCCEEDED/FAILED result entries; a child's Output is its "File ingested" output.
-SUMMARY_JSONATA = (
-    "{% ( $ok := $states.input.results.succeeded.entries.$parse(Output);"
-    " $files := $ok[status = 'SUCCEEDED']; $failed := $states.input.results.failed.entries;"
-    " $names := $failed.($parse(Input).key & ': ' & Error & ': ' & Cause);"
-    " $totals := {" + ", ".join(f"'{name}': $sum($files.summary.{name})" for name in OUTCOMES) + "};"
-    " $location := 's3://' & $states.input.map.ResultWriterDetails.Bucket & '/' & $states.input.map.ResultWriterDetails.Key;"
-    " { 'bucket': $states.input.bucket, 'prefix': $states.input.prefix, 'files_succeeded': $count($files), 'files_failed': $count($failed),"
-    " 'objects_skipped': $count($ok[status = 'SKIPPED']), 'rows': $totals, 'failed_files': $names,"
-    " 'results': $location,"
-    " 'message': 'Backfill of s3://' & $states.input.bucket & '/' & $states.input.prefix & ' finished (execution '"
-    " & $states.context.Execution.Name & '): ' & $count($files) & ' file(s) succeeded, ' & $count($failed)"
-    " & ' failed, ' & $count($ok[status = 'SKIPPED']) & ' other object(s) skipped.\\n\\nRows by outcome: '"
-    " & $join($each($totals, function($v, $k) { $k & '=' & $v }), ', ')"
-    " & '\\n\\nFailed files' & ($count($names) > " + str(FAILED_FILES_IN_EMAIL) + " ? ' (first "
-    + str(FAILED_FILES_IN_EMAIL) + ")' : '') & ':\\n'"
-    " & ($count($names) = 0 ? 'none' : $join($names[[0.." + str(FAILED_FILES_IN_EMAIL - 1) + "]], '\\n'))"
-    " & '\\n\\nPer-file results: ' & $location } ) %}"
-)
-
 
 class _ListUnderPrefix(sfn.S3ObjectsItemReader):
     """The S3 listing, with s3:ListBucket limited to the backfill prefix (CDK grants the whole
@@ -131,7 +114,7 @@ class Backfill(Construct):
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._config, self._bucket, self._topic = config, bucket, topic
+        self._config, self._bucket, self._key, self._topic = config, bucket, key, topic
         self.max_concurrency = config.backfill_concurrency  # leaves uploads a run (stacks/config.py)
         self.log_group = logs.LogGroup(
             self, "StateMachineLogs", encryption_key=key, retention=log_retention(config),
@@ -147,10 +130,11 @@ class Backfill(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             timeout=Duration.days(7),
         )
-        # The getObject tasks grant the reads of runs/* (run summaries, the ResultWriter's files).
+        # The getObject tasks grant the reads of runs/* (the run summaries, SSE-KMS).
         key.grant_decrypt(self.state_machine)
         # SSE-KMS writes (ResultWriter) and the publish to the encrypted topic ask for data keys.
         key.grant(self.state_machine, "kms:GenerateDataKey*")
+        self.alarms = {"BackfillExecutionsNotSucceeded": self._alarm(topic)}
         self._acknowledge(bucket)
 
     # -- definition -----------------------------------------------------------------------------
@@ -187,23 +171,76 @@ class Backfill(Construct):
 
         ingest = self._ingest_each_file(job)
         catch(ingest)
-        read_manifest = self._get_json(READ_MANIFEST, "$.map.ResultWriterDetails.Bucket",
-                                       "$.map.ResultWriterDetails.Key", "$.manifest")
-        catch(read_manifest)
-        read_succeeded = self._read_result_files(READ_SUCCEEDED, "SUCCEEDED", "$.results.succeeded")
-        read_failed = self._read_result_files(READ_FAILED, "FAILED", "$.results.failed")
-        catch(read_succeeded)
-        catch(read_failed)
-        summarize = sfn.Pass.jsonata(self, SUMMARIZE, outputs=SUMMARY_JSONATA)
+        summarize = self._summarize()
+        catch(summarize)
         notify_done = tasks.SnsPublish(
             self, NOTIFY_DONE, topic=self._topic, subject="Airline booking backfill finished",
             message=sfn.TaskInput.from_json_path_at("$.message"), result_path=sfn.JsonPath.DISCARD)
         _retry_transient(notify_done, ["SNS.ThrottledException", "SNS.InternalErrorException"])
         catch(notify_done)
 
-        crawled.next(ingest).next(read_manifest).next(read_succeeded).next(read_failed)
-        read_failed.next(summarize).next(notify_done).next(sfn.Succeed(self, SUCCEEDED))
+        crawled.next(ingest).next(summarize).next(notify_done).next(sfn.Succeed(self, SUCCEEDED))
         return with_bucket
+
+    def _summarize(self) -> tasks.LambdaInvoke:
+        """The email's figures, computed by a function that reads the ResultWriter's files: its
+        output has a bounded size (at most FAILED_FILES_IN_EMAIL failed files, causes cut short),
+        whatever the number of files; the state never holds the results themselves."""
+        config = self._config
+        log_group = logs.LogGroup(self, "SummaryFunctionLogs", encryption_key=self._key,
+                                  retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY)
+        self.summary_function = lambda_.Function(
+            self, "SummaryFunction", runtime=lambda_.Runtime.PYTHON_3_14, handler="summary.handler",
+            code=lambda_.Code.from_asset(str(SUMMARY_HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
+            timeout=Duration.minutes(5), memory_size=512, log_group=log_group,
+            description="Sums a backfill's per-file results (Distributed Map ResultWriter files) for its email")
+        # Least privilege: the ResultWriter's files only, and their SSE-KMS key.
+        self.summary_function.add_to_role_policy(iam.PolicyStatement(
+            sid="ReadBackfillResults", actions=["s3:GetObject"],
+            resources=[self._bucket.arn_for_objects(f"{RESULTS_PREFIX}*")]))
+        self._key.grant_decrypt(self.summary_function)
+        summarize = tasks.LambdaInvoke(
+            self, SUMMARIZE, lambda_function=self.summary_function,
+            payload=sfn.TaskInput.from_object({
+                "bucket": sfn.JsonPath.string_at("$.bucket"),
+                "prefix": sfn.JsonPath.string_at("$.prefix"),
+                "execution": sfn.JsonPath.execution_name,
+                "results": sfn.JsonPath.object_at("$.map.ResultWriterDetails"),
+            }),
+            # The summary replaces the state (the execution's output); Lambda's own transient
+            # errors are retried (retry_on_service_exceptions), and so is throttling.
+            result_path="$", output_path="$.Payload", retry_on_service_exceptions=True)
+        _retry_transient(summarize, ["Lambda.TooManyRequestsException"], attempts=4)
+        acknowledge(
+            self.summary_function,
+            finding("IAM4", LAMBDA_BASIC_EXECUTION, "The managed policy only lets the function write its own CloudWatch logs."),
+        )
+        acknowledge(
+            self.summary_function.role,
+            finding("IAM5", f"Resource::{arn_of(self._bucket)}/{RESULTS_PREFIX}*",
+                    "Reads the ResultWriter's manifest.json and result files under runs/backfill/<map run id>/, named per run."),
+        )
+        return summarize
+
+    def _alarm(self, topic: sns.ITopic) -> cloudwatch.Alarm:
+        """An email when a backfill execution fails, times out or is aborted: its own failure email
+        cannot cover a terminal error (States.DataLimitExceeded, States.Runtime), a timeout or a
+        stop, which end the execution without running any state."""
+        five_minutes = Duration.minutes(5)
+        machine = self.state_machine
+        not_succeeded = cloudwatch.MathExpression(
+            expression="FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)",
+            using_metrics={"failed": machine.metric_failed(period=five_minutes, statistic="Sum"),
+                           "timedOut": machine.metric_timed_out(period=five_minutes, statistic="Sum"),
+                           "aborted": machine.metric_aborted(period=five_minutes, statistic="Sum")},
+            period=five_minutes, label="Backfill executions failed, timed out or aborted")
+        alarm = cloudwatch.Alarm(
+            self, "ExecutionsNotSucceededAlarm", metric=not_succeeded, threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Airline booking backfill: an execution failed, timed out or was aborted in 5 minutes")
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        return alarm
 
     def _crawl(self, crawler: glue.CfnCrawler, crawler_arn: str, catch,
                notify_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
@@ -299,7 +336,7 @@ class Backfill(Construct):
         run_job.add_catch(read_failure.next(summary_has_error), errors=[sfn.Errors.ALL], result_path="$.error")
 
         read_summary = self._get_json(READ_RUN_SUMMARY, self._bucket.bucket_name, summary_key, "$.run")
-        # Small output: the ResultWriter's files and the summary step read them all.
+        # Small output: the ResultWriter writes it for every file, and the summary function reads it.
         ingested = sfn.Pass(self, FILE_INGESTED, parameters={
             "key.$": "$.key", "execution_id.$": "$.execution_id", "status": "SUCCEEDED",
             "summary": {name: sfn.JsonPath.number_at(f"$.run.summary.{name}") for name in OUTCOMES}})
@@ -329,17 +366,6 @@ class Backfill(Construct):
         _retry_transient(read, ["S3.SdkClientException", "S3.S3Exception"], attempts=3)
         return read
 
-    def _read_result_files(self, name: str, status: str, result_path: str) -> sfn.Map:
-        """Every ResultWriter file of one status, parsed: [{"entries": [...]}, ...] -> `result_path`."""
-        each = sfn.Map(self, name, items_path=f"$.manifest.summary.ResultFiles.{status}",
-                       item_selector={"bucket.$": "$.map.ResultWriterDetails.Bucket",
-                                      "key.$": "$$.Map.Item.Value.Key"},
-                       max_concurrency=1, result_path=result_path)
-        read = self._get_json(f"{name}: file", "$.bucket", "$.key", "$.file")
-        each.item_processor(read.next(sfn.Pass(self, f"{name}: entries",
-                                               parameters={"entries.$": "$.file.summary"})))
-        return each
-
     def _acknowledge(self, bucket: s3.IBucket) -> None:
         # The Distributed Map's own policy (CDK): its child executions, named per map run.
         executions = pseudo(self, "Resource::arn:{partition}:states:{region}:{account}:execution:") + (
@@ -355,7 +381,9 @@ class Backfill(Construct):
                     "The ResultWriter writes <map run id>/manifest.json and its result files under runs/backfill/."),
             finding("IAM5", "Resource::*", "X-Ray tracing and CloudWatch Logs delivery actions have no resource type."),
             finding("IAM5", f"Resource::{arn_of(bucket)}/{RUNS_PREFIX}*",
-                    "Reads runs/<execution id>.json and the ResultWriter's files under runs/backfill/, named per execution."),
+                    "Reads runs/<execution id>.json, the run summary of each file's job run, named per execution."),
+            finding("IAM5", f"Resource::{arn_of(self.summary_function)}:*",
+                    "CDK's LambdaInvoke also allows the function's versions and aliases; the task invokes the function itself."),
             finding("IAM5", "Action::kms:GenerateDataKey*",
                     "SSE-KMS writes of the results and the publish to the topic, with the pipeline's own data key."),
         )

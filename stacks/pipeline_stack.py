@@ -101,7 +101,7 @@ class PipelineStack(Stack):
             crawler_events_dead_letter_queue=self.storage.crawler_events_dlq,
             job_name=self.etl.job.job_name,
             topic=self.notifications.topic,
-            alarms=self.orchestration.alarms,
+            alarms={**self.orchestration.alarms, **self.backfill.alarms},
         )
 
         CfnOutput(self, "RawBucketName", value=bucket.bucket_name, description=f"Upload booking files under {RAW_PREFIX}")

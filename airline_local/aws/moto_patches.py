@@ -28,7 +28,7 @@ from typing import Any
 
 import moto
 
-from airline_local.aws import distributed_map, s3_writes, service_deliveries
+from airline_local.aws import data_limit, distributed_map, lambda_functions, s3_writes, service_deliveries
 
 LOG = logging.getLogger(__name__)
 
@@ -1083,7 +1083,7 @@ def _signed_credentials(response: Any) -> tuple[str | None, str | None]:
 def _iam_call(response: Any, resource: str) -> Any:
     from airline_local.aws.iam.requests import Call, s3_operation
 
-    from urllib.parse import parse_qsl, urlparse
+    from urllib.parse import parse_qsl, unquote, urlparse
 
     service = response.service_name
     if service == "s3":
@@ -1096,6 +1096,14 @@ def _iam_call(response: Any, resource: str) -> Any:
         operation = s3_operation(response.method, bucket_name, key or None, query, headers)
         return Call("s3", operation, response.region, response.current_account, {"body": response.raw_body},
                     bucket_name, key or None, headers, query)
+    if service == "awslambda":  # REST: a function is named in the path (Invoke's body is its payload)
+        function = re.search(r"/functions/([^/]+)", urlparse(response.uri).path)
+        if function:
+            params = {"FunctionName": unquote(function.group(1))}
+        else:  # CreateFunction: the JSON body names it
+            body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")
+            params = json.loads(body or "{}")
+        return Call(service, response._get_action(), response.region, response.current_account, params)
     if service in _JSON_SERVICES:
         body = response.body.decode("utf-8") if isinstance(response.body, bytes) else (response.body or "")
         params = json.loads(body or "{}")
@@ -1111,7 +1119,7 @@ def _iam_error(service: str, verdict: Any) -> Exception:
     query XML ErrorResponse (sns, sts, iam), S3 REST XML with a 403 (400 for InvalidToken)."""
     from moto.core.exceptions import JsonRESTError, _RESTError
 
-    json_service = service in _JSON_SERVICES
+    json_service = service in _JSON_SERVICES or service == "awslambda"  # Lambda: REST with JSON errors
     if verdict.outcome == "unknown-key":
         code = "InvalidAccessKeyId" if service == "s3" else ("UnrecognizedClientException" if json_service else "InvalidClientTokenId")
         message = ("The AWS Access Key Id you provided does not exist in our records." if service == "s3"
@@ -1304,4 +1312,6 @@ PATCHES: tuple[Callable[[], None], ...] = (
     *distributed_map.PATCHES,  # the backfill's Distributed Map (airline_local/aws/distributed_map.py)
     *service_deliveries.PATCHES,  # alarm actions, S3 -> SQS, as service principals (service_deliveries.py)
     *s3_writes.PATCHES,  # atomic conditional PutObject, lost replies (airline_local/aws/s3_writes.py)
+    *data_limit.PATCHES,  # Step Functions' 256 KiB payload limit (airline_local/aws/data_limit.py)
+    *lambda_functions.PATCHES,  # functions a state machine invokes (airline_local/aws/lambda_functions.py)
 )

@@ -127,3 +127,155 @@ def test_backfill_accounts_for_every_file_sends_one_email_and_loads_as_one_by_on
     one_by_one = pipeline.run(files, concurrent=True, timeout=900)
     assert {Path(r.file).name for r in one_by_one if r.status != "SUCCEEDED"} == set(failed)  # the same files fail
     assert bookings(pipeline) == backfilled
+
+
+# -- the payload limit: a backfill whose results are larger than a state may hold -------------
+# Objects that are not booking files are skipped by the children without a job run, so a large
+# map run costs little here; their keys are long so that 150 of them give ResultWriter files of
+# ~350 KB, over Step Functions' 256 KiB payload limit (each entry repeats the key).
+MANY_OBJECTS = 150
+OLD_SUMMARY_STATES = Path(__file__).parent / "old_backfill_summary.asl.json"  # stacks/backfill.py before issue 21
+
+
+@pytest.fixture(scope="module")
+def large_backfill(pipeline):
+    """One backfill of MANY_OBJECTS skipped objects: (execution description, its history)."""
+    import json
+    import uuid
+
+    from stacks.storage import BACKFILL_PREFIX
+
+    s3, sfn = pipeline.emulator.client("s3"), pipeline.emulator.client("stepfunctions")
+    name = f"large-{uuid.uuid4().hex[:8]}"
+    prefix = f"{BACKFILL_PREFIX}{name}/"
+    for index in range(MANY_OBJECTS):
+        s3.put_object(Bucket=pipeline.stack.raw_bucket, Key=f"{prefix}{index:04d}-{'n' * 900}.txt", Body=b"not bookings")
+    arn = sfn.start_execution(stateMachineArn=pipeline.stack.backfill_state_machine_arn, name=name,
+                              input=json.dumps({"prefix": prefix}))["executionArn"]
+    return wait_for_end(sfn, arn), sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
+
+def wait_for_end(sfn, execution_arn: str, timeout: float = 300) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (description := sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"{execution_arn} still running after {timeout} s"
+        time.sleep(0.3)
+    return description
+
+
+def mails_naming(pipeline: LocalPipeline, execution_name: str) -> list:
+    from airline_local.pipeline import _body
+
+    return [m for m in pipeline.emulator.mailbox.messages() if f"execution {execution_name}" in _body(m)]
+
+
+def test_a_backfill_whose_results_exceed_256_kib_succeeds_with_one_email(pipeline, large_backfill):
+    import json
+
+    from airline_local.aws.data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
+
+    description, events = large_backfill
+    assert description["status"] == "SUCCEEDED", description
+    output = json.loads(description["output"])
+    assert (output["files_succeeded"], output["files_failed"], output["objects_skipped"]) == (0, 0, MANY_OBJECTS)
+    # The results really are larger than a state may hold...
+    bucket, key = output["results"].removeprefix("s3://").split("/", 1)
+    s3 = pipeline.emulator.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert sum(f["Size"] for f in manifest["ResultFiles"]["SUCCEEDED"]) > PAYLOAD_LIMIT_BYTES
+    # ...and no state's input or output held them (the summary function read them, as its role).
+    payloads = [d.get("input") or d.get("output") for e in events for k, d in e.items()
+                if k in ("stateEnteredEventDetails", "stateExitedEventDetails")]
+    assert payloads and max(payload_bytes(json.loads(p)) for p in payloads) < 16_384
+    [mail] = mails_naming(pipeline, description["name"])
+    assert f"0 file(s) succeeded, 0 failed, {MANY_OBJECTS} other object(s) skipped" in mail.get_body().get_content()
+    assert output["results"] in mail.get_body().get_content()
+
+
+def test_the_old_design_fails_that_backfill_with_data_limit_exceeded_and_no_email(pipeline, large_backfill):
+    """The states that followed the map before issue 21 (read the result files into the state,
+    then sum them in one Pass), on the same results: a terminal States.DataLimitExceeded that the
+    Catch on States.ALL does not take, so the execution fails with no email."""
+    import json
+    import uuid
+
+    from airline_local.aws.cfn import Template
+    from airline_local.local_stack import _create_state_machine
+
+    description, events = large_backfill
+    [summarize_input] = [e["stateEnteredEventDetails"]["input"] for e in events
+                         if e.get("stateEnteredEventDetails", {}).get("name") == "Summarize"]
+    sfn = pipeline.emulator.client("stepfunctions")
+    machine = pipeline.stack.backfill_state_machine_arn
+    deployed = json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"])
+    old = json.loads(OLD_SUMMARY_STATES.read_text())
+    tail = ("Notify backfill done", "Notify backfill failure", "Succeeded", "Failed")
+    definition = {"StartAt": old["StartAt"], "States": {**old["States"], **{n: deployed["States"][n] for n in tail}}}
+
+    template = pipeline.template
+    [lid] = [lid for lid in template.resources_of_type("AWS::StepFunctions::StateMachine") if template.ref(lid) == machine]
+    body = json.loads(json.dumps(template.body))
+    properties = body["Resources"][lid]["Properties"]
+    properties.pop("DefinitionSubstitutions", None)
+    properties.update(DefinitionString=json.dumps(definition), StateMachineName=f"old-summary-{uuid.uuid4().hex[:6]}")
+    old_machine = _create_state_machine(Template(body, region=template.region, stack_name=template.stack_name), lid, sfn)
+    name = description["name"] + "-old"
+    try:
+        arn = sfn.start_execution(stateMachineArn=old_machine, name=name, input=summarize_input)["executionArn"]
+        failed = wait_for_end(sfn, arn)
+    finally:  # one state machine per role: the backfill's map run finds its machine by its role
+        sfn.delete_state_machine(stateMachineArn=old_machine)
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.DataLimitExceeded"), failed
+    assert mails_naming(pipeline, name) == []
+
+
+def backfill_roles(body: dict) -> tuple[str, str]:
+    """(the backfill state machine's role, the summary function's role): logical ids."""
+    from airline_local.aws.cfn import Template
+
+    template = Template(body)
+    roles = {template.get_att(lid, "Arn"): lid for lid in template.resources_of_type("AWS::IAM::Role")}
+    machine = body["Outputs"]["BackfillStateMachineArn"]["Value"]["Ref"]
+    [function] = [lid for lid in template.resources_of_type("AWS::Lambda::Function") if lid.startswith("BackfillSummaryFunction")]
+    return roles[template.properties(machine)["RoleArn"]], roles[template.properties(function)["Role"]]
+
+
+@pytest.mark.parametrize("denied, error, cause", [
+    ("invoke", "Lambda.AccessDeniedException", "lambda:InvokeFunction"),
+    ("read", "AccessDenied", "s3:GetObject"),
+    ("decrypt", "AccessDenied", "kms:Decrypt"),
+])
+def test_the_summary_is_authorized_as_aws_would(pipeline, denied, error, cause):
+    """Without the state machine's lambda:InvokeFunction, or the function role's s3:GetObject or
+    kms:Decrypt, the backfill mails its failure with the denial (the function runs as its role)."""
+    import json
+    import uuid
+
+    from stacks.storage import BACKFILL_PREFIX
+    from tests.local.iam_mutations import remove_action
+
+    def mutation(body: dict) -> None:
+        machine_role, function_role = backfill_roles(body)
+        if denied == "invoke":
+            remove_action(body, machine_role, "lambda:InvokeFunction")
+        else:
+            remove_action(body, function_role, {"read": "s3:GetObject", "decrypt": "kms:Decrypt"}[denied])
+
+    s3, sfn = pipeline.emulator.client("s3"), pipeline.emulator.client("stepfunctions")
+    name = f"denied-{denied}-{uuid.uuid4().hex[:6]}"
+    prefix = f"{BACKFILL_PREFIX}{name}/"
+    s3.put_object(Bucket=pipeline.stack.raw_bucket, Key=f"{prefix}readme.txt", Body=b"not bookings")
+    pipeline.check_iam_with(mutation)
+    try:
+        arn = sfn.start_execution(stateMachineArn=pipeline.stack.backfill_state_machine_arn, name=name,
+                                  input=json.dumps({"prefix": prefix}))["executionArn"]
+        description = wait_for_end(sfn, arn)
+    finally:
+        pipeline.check_iam_with(None)
+    assert (description["status"], description["error"]) == ("FAILED", "BackfillFailed"), description
+    [mail] = mails_naming(pipeline, name)
+    body = mail.get_body().get_content()
+    assert mail["Subject"] == "Airline booking backfill FAILED"
+    assert f"Error: {error}." in body and cause in body, body

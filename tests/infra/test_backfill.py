@@ -60,19 +60,57 @@ def test_each_file_runs_the_same_job_with_the_same_concurrency_retry(definition,
     assert states["File failed"] == {"Type": "Fail", "Error": "IngestionFailed", "CausePath": "$.run.summary.error"}
 
 
-def test_one_email_at_the_end_with_counts_rows_failed_files_and_results(definition):
+def test_one_email_at_the_end_from_a_summary_the_state_never_holds_the_results_for(definition):
     states = definition["States"]
     summarize = states["Summarize"]
-    assert summarize["QueryLanguage"] == "JSONata" and summarize["Next"] == "Notify backfill done"
-    for name in OUTCOMES:
-        assert f"$sum($files.summary.{name})" in summarize["Output"]
-    for field in ("files_succeeded", "files_failed", "failed_files", "results"):
-        assert f"'{field}'" in summarize["Output"]
+    # The ResultWriter's files are read by a function whose output has a bounded size: no state of
+    # the parent reads S3 (a result file's body in the state fails past 256 KiB, uncatchably).
+    assert summarize["Resource"].endswith(":states:::lambda:invoke") and summarize["Next"] == "Notify backfill done"
+    assert summarize["Parameters"]["Payload"] == {"bucket.$": "$.bucket", "prefix.$": "$.prefix",
+                                                  "execution.$": "$$.Execution.Name",
+                                                  "results.$": "$.map.ResultWriterDetails"}
+    assert summarize["OutputPath"] == "$.Payload"
+    assert not [name for name, s in states.items() if "s3:getObject" in s.get("Resource", "")]
+    # Lambda's transient errors and throttling are retried.
+    retried = {e for r in summarize["Retry"] for e in r["ErrorEquals"]}
+    assert {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException"} <= retried
+    assert states["Notify backfill done"]["Parameters"]["Message.$"] == "$.message"
     publishes = [name for name, s in states.items() if s.get("Resource", "").endswith(":states:::sns:publish")]
     assert sorted(publishes) == ["Notify backfill done", "Notify backfill failure"]
     # Every task of the parent ends in the failure email when it fails (one email either way).
-    for name in ("Start crawler", "Get crawler", "Ingest each file", "Read result manifest", "Notify backfill done"):
+    for name in ("Start crawler", "Get crawler", "Ingest each file", "Summarize", "Notify backfill done"):
         assert states[name]["Catch"][-1]["Next"] == "Notify backfill failure", name
+
+
+def test_the_summary_function_reads_only_the_results_and_summarizes_every_outcome(template_json):
+    from stacks.backfill_summary import summary
+
+    assert summary.OUTCOMES == OUTCOMES
+    [(lid, function)] = [(k, v["Properties"]) for k, v in resources_of(template_json, "AWS::Lambda::Function").items()
+                         if k.startswith("BackfillSummaryFunction")]
+    assert function["Handler"] == "summary.handler" and function["Runtime"].startswith("python3.")
+    statements = policy_statements(template_json, function["Role"]["Fn::GetAtt"][0])
+    assert sorted((s["Action"], render(s["Resource"])) for s in statements) == [
+        ("kms:Decrypt", "<StorageDataKeyE15BA43B.Arn>"), ("s3:GetObject", f"<StorageRawBucketBBD9BDC5.Arn>/{RESULTS_PREFIX}*")]
+    # The state machine may invoke it (CDK: the function and its versions).
+    invokes = [s for s in policy_statements(template_json, backfill_role(template_json)) if s["Action"] == "lambda:InvokeFunction"]
+    assert {render(r) for s in invokes for r in s["Resource"]} == {f"<{lid}.Arn>", f"<{lid}.Arn>:*"}
+
+
+def test_a_failed_timed_out_or_aborted_backfill_alarms_to_the_topic(template_json):
+    machine = next(k for k in resources_of(template_json, "AWS::StepFunctions::StateMachine") if k.startswith("BackfillStateMachine"))
+    [alarm] = [a["Properties"] for k, a in resources_of(template_json, "AWS::CloudWatch::Alarm").items()
+               if k.startswith("BackfillExecutionsNotSucceededAlarm")]
+    metrics = {m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert set(metrics) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    assert all(m["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine}}] and m["Stat"] == "Sum"
+               for m in metrics.values())
+    [expression] = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] and all(f"FILL({m['Id']}, 0)" in expression["Expression"]
+                                            for m in alarm["Metrics"] if "MetricStat" in m)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": only(template_json, "AWS::SNS::Topic")[0]}]
 
 
 def test_the_prefix_must_be_under_raw_backfill(definition):

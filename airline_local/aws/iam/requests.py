@@ -206,6 +206,12 @@ def _sqs(action: str) -> Mapper:
     return lambda call, arns: [_ask(action, _sqs_queue(call, arns))]
 
 
+def _lambda_function(call: Call, arns: _Arns) -> str:
+    """The function's ARN from FunctionName (an ARN, or a name; either may end in :qualifier)."""
+    name = _p(call, "FunctionName")
+    return name if name.startswith("arn:") else f"arn:aws:lambda:{arns.prefix}:function:{name}"
+
+
 def _assume_role(call: Call, arns: _Arns) -> list[Ask]:
     return [_ask("sts:AssumeRole", _p(call, "RoleArn"))]
 
@@ -288,6 +294,9 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("cloudwatch", "PutMetricAlarm"): _named("cloudwatch:PutMetricAlarm", lambda c, a: _alarm(c, a)),
     ("cloudwatch", "SetAlarmState"): _named("cloudwatch:SetAlarmState", lambda c, a: _alarm(c, a)),
     ("cloudwatch", "DescribeAlarms"): _everything("cloudwatch:DescribeAlarms"),
+    # Lambda: a state machine's lambda:invoke task (the function, by name or ARN), and the deploy
+    ("awslambda", "Invoke"): _named("lambda:InvokeFunction", _lambda_function),
+    ("awslambda", "CreateFunction"): _named("lambda:CreateFunction", _lambda_function),
     # IAM (the deploy)
     ("iam", "CreateRole"): _iam_role("iam:CreateRole"),
     ("iam", "GetRole"): _iam_role("iam:GetRole"),
