@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -423,7 +424,9 @@ def _json_default(value: Any) -> Any:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Unwrapped (a path or an error stays whole, to copy or grep, whatever the terminal's width)
+    # and escaped (an error's own "[...]" is not markup).
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
