@@ -35,7 +35,7 @@ synth: install
 iam-calls: install
 	$(PY) -m airline_local.aws.iam.calls_report docs/iam-calls.md
 
-## bench: the benchmark (README "Performance"): throughput against PostgreSQL COPY, latency, scaling
+## bench: the benchmark (docs/performance.md): throughput against PostgreSQL COPY, latency, scaling
 bench: install
 	$(PY) -m bench.run_bench
 

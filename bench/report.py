@@ -202,7 +202,7 @@ def write_chart(document: dict[str, Any], path: Path) -> Path:
 
 
 def markdown_table(document: dict[str, Any]) -> str:
-    """The throughput table as Markdown, for the README's Performance section."""
+    """The throughput table as Markdown, for docs/performance.md."""
     lines = [
         "| rows | input MB | pipeline s | rows/s | MB/s | job CPU s | job peak RSS | db peak RSS "
         "| COPY s | COPY rows/s | ratio | CPU ratio |",

@@ -99,7 +99,7 @@ def test_a_missing_file_and_a_directory_are_rejected(spark, tmp_path):
 
 @pytest.mark.parametrize("segment", ["", ".", ".."])
 def test_a_key_with_an_empty_dot_or_dot_dot_segment_is_refused(write_file, spark, tmp_path, segment):
-    """README: such a key is refused, although Hadoop's Path would normalize it onto a file that
+    """docs/reliability.md: such a key is refused, although Hadoop's Path would normalize it onto a file that
     exists (here the very file beside it) and read that one."""
     (tmp_path / "raw").mkdir()
     write_file(HEADER + "\n" + GOOD_LINE + "\n", "raw/bookings.csv")

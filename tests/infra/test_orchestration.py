@@ -326,16 +326,16 @@ def test_alarms_on_failed_timed_out_and_throttled_executions_notify_the_topic(te
     assert alarms["ApproximateNumberOfMessagesVisible"]["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_the_readme_describes_the_glue_concurrency_retry_the_definition_has(template_json):
-    """README's configuration table once said "doubling, up to 10 attempts" of a retry that backs off
-    x1.5 over 25: the text is checked against the synthesized retrier."""
+def test_the_configuration_page_describes_the_glue_concurrency_retry_the_definition_has(template_json):
+    """The configuration table (docs/configuration.md, once README's) once said "doubling, up to 10
+    attempts" of a retry that backs off x1.5 over 25: the text is checked against the synthesized retrier."""
     import re
 
     from tests.infra.conftest import PROJECT_ROOT
 
     retry = next(r for r in state_machine_definition(template_json)["States"]["Run ETL job"]["Retry"]
                  if r["ErrorEquals"] == ["Glue.ConcurrentRunsExceededException"])
-    (row,) = [line for line in (PROJECT_ROOT / "README.md").read_text().splitlines()
+    (row,) = [line for line in (PROJECT_ROOT / "docs" / "configuration.md").read_text().splitlines()
               if line.startswith("| `glueConcurrencyRetrySeconds`")]
     rate, cap, attempts = re.search(r"×([\d.]+) a retry.*at most (\d+) × this apart, (\d+) retries", row).groups()
     assert float(rate) == retry["BackoffRate"] and int(attempts) == retry["MaxAttempts"]
