@@ -28,7 +28,7 @@ from typing import Any
 
 from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
-from airline_local.aws.moto_patches import RUNTIME
+from airline_local.aws.patches.runtime import RUNTIME
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
 from airline_local.custom_resources import function_session_client
 from airline_local.glue.job_runner import check_java

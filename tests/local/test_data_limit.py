@@ -10,7 +10,7 @@ import uuid
 import pytest
 from emulator_helpers import ROLE_ARN, history, wait_for_execution
 
-from airline_local.aws.data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
+from airline_local.aws.patches.stepfunctions_data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
 
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}]
 RETRY_ALL = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}]

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from emulator_helpers import ROLE_ARN, wait_for_execution
 
-from airline_local.aws.distributed_map import decimal_percentage, s3_listing_item, threshold_exceeded
+from airline_local.aws.patches.stepfunctions_distributed_map import decimal_percentage, s3_listing_item, threshold_exceeded
 
 
 def unique(prefix: str) -> str:

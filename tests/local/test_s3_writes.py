@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from airline_local.aws.s3_writes import S3_FAULTS
+from airline_local.aws.patches.s3 import S3_FAULTS
 
 
 @pytest.fixture

@@ -32,6 +32,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+from airline_local.aws.patches.runtime import RUNTIME, ActorDenial
+
 LOG = logging.getLogger(__name__)
 
 CLOUDWATCH_SERVICE_PRINCIPAL = "cloudwatch.amazonaws.com"
@@ -131,7 +134,6 @@ def run_alarm_actions_on_state_change() -> None:
     appropriate state is invoked" (SetAlarmState). moto 5.2.5 only stores the state."""
     from moto.cloudwatch.models import Alarm
 
-    from airline_local.aws.moto_patches import _replace
 
     original = Alarm.update_state
 
@@ -143,7 +145,7 @@ def run_alarm_actions_on_state_change() -> None:
         except Exception:  # asynchronous on AWS: never fail SetAlarmState
             LOG.exception("alarm %s: its actions failed", self.name)
 
-    _replace(Alarm, "update_state", update_state)
+    replace(Alarm, "update_state", update_state)
 
 
 def _publish_to_topic(topic_arn: str, subject: str, message: str) -> None:
@@ -162,7 +164,6 @@ def judge_s3_deliveries_to_sqs() -> None:
     moto 5.2.5 sends them unchecked."""
     from moto.s3 import notifications
 
-    from airline_local.aws.moto_patches import _replace
 
     original = notifications._send_sqs_message
 
@@ -174,7 +175,7 @@ def judge_s3_deliveries_to_sqs() -> None:
                     object_key=_key_of(event_body)):
             original(account_id, event_body, queue_name, region_name)
 
-    _replace(notifications, "_send_sqs_message", _send_sqs_message)
+    replace(notifications, "_send_sqs_message", _send_sqs_message)
 
 
 def _bucket_of(event_body: Mapping[str, Any]) -> str:
@@ -197,7 +198,6 @@ def _allowed(actor: str, service_principal: str, action: str, resource: str, con
              object_key: str | None = None) -> bool:
     """Is the service's delivery allowed? Without the IAM check: yes. A refusal, or a policy the
     check cannot judge, is recorded in RUNTIME.denials and logged."""
-    from airline_local.aws.moto_patches import RUNTIME, ActorDenial
 
     check = RUNTIME.iam_check
     if check is None:

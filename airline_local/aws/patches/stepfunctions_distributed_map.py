@@ -1,5 +1,5 @@
 """Distributed Map in moto 5.2.5's Step Functions interpreter, made to behave as on AWS for the
-backfill state machine (stacks/backfill.py). Registered from moto_patches.PATCHES; each patch is
+backfill state machine (stacks/backfill.py). Registered in patches/registry.py; each patch is
 tested in tests/local/test_distributed_map.py and listed in the README's "Differences from AWS".
 
 What moto 5.2.5 does, and what AWS does (docs/aws-notes.md, "Distributed Map"):
@@ -29,6 +29,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+
 LOG = logging.getLogger(__name__)
 RESULTS_LOCK = threading.Lock()
 
@@ -49,14 +51,13 @@ def accept_integer_tolerated_failure_percentage() -> None:
     """ToleratedFailurePercentage: 10 parses as on AWS (moto's grammar wants 10.0)."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    from airline_local.aws.moto_patches import _replace
 
     original = AmazonStateLanguageParser.parse
 
     def parse(definition: str) -> Any:
         return original(decimal_percentage(definition))
 
-    _replace(AmazonStateLanguageParser, "parse", staticmethod(parse))
+    replace(AmazonStateLanguageParser, "parse", staticmethod(parse))
 
 
 def s3_listing_item(obj: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +73,6 @@ def list_every_object_like_aws() -> None:
     """ItemReader arn:aws:states:::s3:listObjectsV2: every page, items shaped as on AWS."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
 
-    from airline_local.aws.moto_patches import _replace
 
     def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
         s3 = resource_eval_s3.ResourceEvalS3._get_s3_client(resource_runtime_part, state_credentials)
@@ -80,7 +80,7 @@ def list_every_object_like_aws() -> None:
         pages = s3.get_paginator("list_objects_v2").paginate(**parameters)
         env.stack.append([s3_listing_item(obj) for page in pages for obj in page.get("Contents", [])])
 
-    _replace(resource_eval_s3.ResourceEvalS3, "_handle_list_objects_v2", staticmethod(_handle_list_objects_v2))
+    replace(resource_eval_s3.ResourceEvalS3, "_handle_list_objects_v2", staticmethod(_handle_list_objects_v2))
 
 
 def _results(map_run_record: Any) -> list[dict[str, Any]]:
@@ -117,7 +117,6 @@ def record_child_results() -> None:
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped
     from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
 
-    from airline_local.aws.moto_patches import _replace
 
     def _eval_job(self: Any, env: Any, job: Any) -> None:
         record = self._map_run_record
@@ -160,7 +159,7 @@ def record_child_results() -> None:
                 LOG.warning("map run item %s %s: %s: %s", job.job_index, status, error_name, cause)
             job.job_output = job_output
 
-    _replace(worker.DistributedItemProcessorWorker, "_eval_job", _eval_job)
+    replace(worker.DistributedItemProcessorWorker, "_eval_job", _eval_job)
 
 
 def threshold_exceeded(failed: int, total: int, count: int, percentage: float) -> bool:
@@ -186,7 +185,6 @@ def enforce_tolerated_failures() -> None:
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    from airline_local.aws.moto_patches import _replace
 
     original = component.DistributedIterationComponent._map_run
 
@@ -210,7 +208,7 @@ def enforce_tolerated_failures() -> None:
                 event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(
                     error=error.error_name, cause=cause))))
 
-    _replace(component.DistributedIterationComponent, "_map_run", _map_run)
+    replace(component.DistributedIterationComponent, "_map_run", _map_run)
 
 
 def write_results_like_aws() -> None:
@@ -220,7 +218,6 @@ def write_results_like_aws() -> None:
         resource_eval_s3,
     )
 
-    from airline_local.aws.moto_patches import _replace
 
     def _handle_put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
         parameters = env.stack.pop()
@@ -247,7 +244,7 @@ def write_results_like_aws() -> None:
         env.stack.append({"MapRunArn": record.map_run_arn,
                           "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
 
-    _replace(resource_eval_s3.ResourceEvalS3, "_handle_put_object", staticmethod(_handle_put_object))
+    replace(resource_eval_s3.ResourceEvalS3, "_handle_put_object", staticmethod(_handle_put_object))
 
 
 def evaluate_jsonata() -> None:

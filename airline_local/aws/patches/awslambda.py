@@ -30,6 +30,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+from airline_local.aws.patches.runtime import RUNTIME
+
 LOG = logging.getLogger(__name__)
 
 
@@ -107,7 +110,6 @@ def deploy_function(assembly: Any, lid: str, clients: Callable[[str], Any]) -> s
 def _role_client(template: Any, function: str, service: str, operator: Any) -> Callable[[], Any]:
     """The function's client, signing as its role through the IAM check in force at each call
     (a test may install another: LocalPipeline.check_iam_with); the operator's with the check off."""
-    from airline_local.aws.moto_patches import RUNTIME
     from airline_local.custom_resources import function_session_client
 
     def client() -> Any:
@@ -127,7 +129,6 @@ def run_registered_functions_in_process() -> None:
     """Lambda Invoke of a registered function runs its handler here (moto: Docker)."""
     from moto.awslambda.models import LambdaFunction
 
-    from airline_local.aws.moto_patches import _replace
 
     original = LambdaFunction.__dict__["invoke"]
 
@@ -139,7 +140,7 @@ def run_registered_functions_in_process() -> None:
             raise LocalFunctionError(f"{function.logical_id}: only synchronous (RequestResponse) invocations run locally")
         return function.invoke(body, response_headers)
 
-    _replace(LambdaFunction, "invoke", invoke)
+    replace(LambdaFunction, "invoke", invoke)
 
 
 PATCHES = (run_registered_functions_in_process,)
