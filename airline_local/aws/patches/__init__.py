@@ -18,9 +18,14 @@ Where to look:
   in this process), service_deliveries.py (CloudWatch alarm actions and S3 -> SQS, judged as the
   service principals), iam_check.py (every call authorized by the local IAM check).
 
-Whether a newer moto fixed a gap: checked against getmoto/moto@0af643a5 (2026-08-22, version
-5.2.4.dev), the newest source of moto this project could fetch; it predates the 5.2.5 pin, so no
-release after the pin has been read. Every gap patched here is still in that source and in 5.2.5.
+Each patch's docstring ends with the moto version it targets, the AWS page, its test and whether a
+newer moto fixed the gap. That last one was checked against getmoto/moto@0af643a5 (2026-08-22,
+"5.2.4.dev"), the newest moto source this project could fetch: it is older than the 5.2.5 pin, so
+no release after the pin has been read and no fix is known. The gaps looked at in that source are
+all still there: S3 -> EventBridge event shape (epoch `time`, `eTag`), no Step Functions targets in
+EventBridge, STOPPED not a failure of glue:startJobRun.sync, `_SERVICE_ERROR_NAMES` without Glue /
+S3, JSONPath variable references sent to JSONata, the crawler's COMPLETED LastCrawl, the payload
+size check with `<`. Re-check when moving the pin (registry.check_moto_version insists on it).
 
 This package's __init__ imports nothing: the modules import runtime.py and patching.py, and
 registry.py imports the modules, so there is no import cycle among them (tests/unit/test_import_cycles.py).

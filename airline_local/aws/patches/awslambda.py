@@ -126,7 +126,12 @@ _EMPTY_ZIP = bytes.fromhex("504b0506" + "00" * 18)
 
 
 def run_registered_functions_in_process() -> None:
-    """Lambda Invoke of a registered function runs its handler here (moto: Docker)."""
+    """Lambda Invoke of a registered function runs its handler here (moto: Docker).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html.
+    Test: tests/e2e/test_local_backfill.py::test_the_summary_is_authorized_as_aws_would.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.awslambda.models import LambdaFunction
 
 

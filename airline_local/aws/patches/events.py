@@ -75,7 +75,12 @@ def s3_eventbridge_event(account_id: str, bucket: Any, event_name: str, key: Any
 def emit_s3_events_to_eventbridge_like_aws() -> None:
     """S3 -> EventBridge: AWS sends each event once, to the account's *default* bus, in the
     documented shape. moto sends a differently shaped event (epoch `time`, a constant `id`,
-    `eTag`) to every bus."""
+    `eTag`) to every bus.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html.
+    Test: tests/local/test_moto_patches.py::test_upload_matching_the_rule_starts_one_execution_with_the_aws_shaped_event.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.events.models import events_backends
     from moto.s3 import notifications
 
@@ -108,7 +113,12 @@ def _has_tags(account_id: str, bucket: Any, key: Any) -> bool:
 def start_executions_from_eventbridge_targets() -> None:
     """A rule whose target is a Step Functions state machine starts an execution per matching
     event (input: the event, or the target's Input / InputPath / InputTransformer result; name: a
-    UUID, as EventBridge does). moto 5.2.5 raises NotImplementedError for such targets."""
+    UUID, as EventBridge does). moto 5.2.5 raises NotImplementedError for such targets.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sfn.html.
+    Test: tests/local/test_moto_patches.py::test_target_input_path_is_honoured; IAM: tests/local/test_iam_pipeline.py.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.events.models import Rule
 
     original = Rule.send_to_targets

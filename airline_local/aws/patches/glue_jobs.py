@@ -57,7 +57,12 @@ def run_glue_jobs_locally() -> None:
     it is refused with ConcurrentRunsExceededException, or, with job run queuing (the run's
     JobRunQueuingEnabled, else the job's), created WAITING and started, oldest first, when a run of
     the job ends. moto 5.2.5 ignores JobRunQueuingEnabled and checks the limit without a lock.
-    Tested in tests/local/test_glue_run_limit.py."""
+    Tested in tests/local/test_glue_run_limit.py.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html and https://docs.aws.amazon.com/glue/latest/webapi/API_StartJobRun.html.
+    Test: tests/local/test_moto_patches.py::test_job_run_is_running_then_ends_with_the_runner_outcome; tests/local/test_glue_run_limit.py.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.glue.models import FakeJob, FakeJobRun
     from moto.glue.responses import GlueResponse
     from moto.moto_api import state_manager

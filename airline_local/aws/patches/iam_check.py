@@ -28,7 +28,12 @@ def check_iam_of_every_call() -> None:
     (docs/iam-check.md). With `RUNTIME.iam_check` set, moto's single choke point,
     `ActionAuthenticatorMixin._authenticate_and_authorize_action` (every service's call_action and
     each S3 handler call it after parsing, before acting), asks the local IAM check instead, and a
-    refusal is the service's own error in its own protocol. Off (None): moto's code, unchanged."""
+    refusal is the service's own error in its own protocol. Off (None): moto's code, unchanged.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html.
+    Test: tests/local/test_iam_hook.py.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.core.authorization import ActionAuthenticatorMixin
 
     original = ActionAuthenticatorMixin.__dict__["_authenticate_and_authorize_action"]

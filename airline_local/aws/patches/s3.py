@@ -84,7 +84,12 @@ def _lock_of(bucket: str, key: str) -> threading.Lock:
 
 def make_conditional_writes_atomic() -> None:
     """PutObject's precondition check and write run under one lock per bucket and key (every
-    PutObject takes it, so an unconditional write cannot slip in between either)."""
+    PutObject takes it, so an unconditional write cannot slip in between either).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html.
+    Test: tests/local/test_s3_writes.py::test_concurrent_create_only_writes_of_one_key_let_exactly_one_through.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.s3.responses import S3Response
 
 

@@ -131,7 +131,12 @@ def run_alarm_actions(alarm: Any, old_state: str) -> None:
 def run_alarm_actions_on_state_change() -> None:
     """SetAlarmState (and any state change) runs the new state's actions, as CloudWatch does:
     "When the updated state differs from the previous value, the action configured for the
-    appropriate state is invoked" (SetAlarmState). moto 5.2.5 only stores the state."""
+    appropriate state is invoked" (SetAlarmState). moto 5.2.5 only stores the state.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_SetAlarmState.html.
+    Test: tests/local/test_service_deliveries.py; tests/local/test_iam_pipeline.py (the alarm tests).
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.cloudwatch.models import Alarm
 
 
@@ -161,7 +166,12 @@ def _publish_to_topic(topic_arn: str, subject: str, message: str) -> None:
 def judge_s3_deliveries_to_sqs() -> None:
     """S3's event notifications (and its s3:TestEvent) reach an SQS queue only if the queue policy
     (and the queue's key policy, if it has a KMS key) lets s3.amazonaws.com send for the bucket.
-    moto 5.2.5 sends them unchecked."""
+    moto 5.2.5 sends them unchecked.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html.
+    Test: tests/local/test_iam_pipeline.py::test_s3_delivers_to_the_crawler_queue_only_as_its_queue_policy_allows.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.s3 import notifications
 
 

@@ -28,7 +28,12 @@ def support_glue_start_job_run_sync() -> None:
     GetJobRun JobRun is the task output; FAILED / ERROR / TIMEOUT / STOPPED -> the task fails with
     States.TaskFailed and Cause = the JobRun as JSON (with its ErrorMessage). moto 5.2.5 dies in
     its callback clean-up (`'NoneType' object has no attribute 'interrupt_all'`: Glue has no
-    task-token endpoint) and treats STOPPED as success."""
+    task-token endpoint) and treats STOPPED as success.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-glue.html.
+    Test: tests/local/test_moto_patches.py::test_start_job_run_sync_fails_the_task_with_the_job_run_as_cause.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_glue as glue_task,
     )
@@ -66,7 +71,12 @@ def support_glue_start_job_run_sync() -> None:
 def name_aws_sdk_errors_like_aws() -> None:
     """aws-sdk integration errors are named `<Service>.<Exception>` with AWS's service spelling:
     `Glue.CrawlerRunningException`, `S3.NoSuchKeyException`. moto spells the service as in the
-    ARN (`glue.CrawlerRunningException`), so a Catch written for AWS would not match."""
+    ARN (`glue.CrawlerRunningException`), so a Catch written for AWS would not match.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html.
+    Test: tests/local/test_moto_patches.py::test_busy_crawler_error_is_named_like_aws_in_step_functions.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
     )
@@ -92,7 +102,12 @@ def json_native(value: Any) -> Any:
 def keep_task_results_json() -> None:
     """Task results are JSON documents in AWS; moto 5.2.5 keeps the boto3 response's datetime
     objects in the state data, and DescribeExecution then fails with a 500 (`Object of type
-    datetime is not JSON serializable`) once they reach the execution's output."""
+    datetime is not JSON serializable`) once they reach the execution's output.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html.
+    Test: tests/local/test_moto_patches.py::test_s3_get_object_body_is_text_and_task_results_are_json.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )
@@ -109,7 +124,12 @@ def return_aws_sdk_bodies_as_text() -> None:
     """aws-sdk integrations return streaming members as text: `s3:getObject` gives `Body` as a
     string the next state can read (e.g. `States.StringToJson($.Body)`). moto 5.2.5 leaves the
     botocore stream object in the state's output, and the next state fails with
-    `'StreamingChecksumBody' object has no attribute 'strip'`."""
+    `'StreamingChecksumBody' object has no attribute 'strip'`.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html.
+    Test: tests/local/test_moto_patches.py::test_s3_get_object_body_is_text_and_task_results_are_json.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from botocore.response import StreamingBody
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
@@ -135,7 +155,12 @@ def read_workflow_variables_without_jsonata() -> None:
     """In a JSONPath state, `$name` (or `$name.path`) reads the workflow variable `name` set by an
     Assign, as on AWS: e.g. `States.MathAdd($polls, 1)`, or a Choice on `$polls`. moto 5.2.5
     sends every variable reference to a JSONata evaluator it does not ship, and the execution
-    dies with `'NoneType' object is not callable`: FAILED without its failure path or email."""
+    dies with `'NoneType' object is not callable`: FAILED without its failure path or email.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html.
+    Test: tests/reliability/test_emulator_fixes.py::test_workflow_variables_are_read_in_jsonpath_states.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringVariableSample
     from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
@@ -157,7 +182,12 @@ def read_workflow_variables_without_jsonata() -> None:
 def scale_wait_states() -> None:
     """Not an AWS behaviour: lets the local runtime shorten the definition's Wait states by
     `RUNTIME.wait_time_scale` (default 1.0 = exactly as written). The state machine polls a
-    crawler that takes minutes on AWS and about a second locally."""
+    crawler that takes minutes on AWS and about a second locally.
+
+    Targets moto 5.2.5. AWS: none (a local speed knob).
+    Test: tests/local/test_moto_patches.py::test_wait_states_last_as_written_unless_scaled.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
     original = WaitFunction._eval_body
@@ -193,7 +223,12 @@ def sign_state_machine_tasks_with_its_role() -> None:
     role ARN and then signs every integration (aws-sdk, glue, sns, ...) with the fixed key `ak`. With
     the IAM check on, the tasks' clients carry the role session's credentials from the RoleBroker
     (the trust policy is checked first); with it off, moto's client, unchanged. moto imported
-    `boto_client_for` into each integration module by name: every such module gets ours."""
+    `boto_client_for` into each integration module by name: every such module gets ours.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html.
+    Test: tests/local/test_iam_pipeline.py::test_no_interpreter_module_keeps_motos_client_and_tasks_sign_as_the_role.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     import importlib
     import pkgutil
 

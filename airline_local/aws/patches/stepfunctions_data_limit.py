@@ -37,7 +37,12 @@ def is_within_size_quota(value: Any) -> bool:
 
 def measure_payloads_like_aws() -> None:
     """moto's size check (state output, task result) measures as AWS does, up to 262,144 bytes
-    included. moto imported `is_within_size_quota` into each checking module by name."""
+    included. moto imported `is_within_size_quota` into each checking module by name.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html.
+    Test: tests/local/test_data_limit.py::test_exactly_the_limit_passes.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser import quotas
     from moto.stepfunctions.parser.asl.component.state import state
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
@@ -48,7 +53,12 @@ def measure_payloads_like_aws() -> None:
 
 
 def check_state_input() -> None:
-    """A state's input (after InputPath) over the limit fails the state, as its output does."""
+    """A state's input (after InputPath) over the limit fails the state, as its output does.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html.
+    Test: tests/local/test_data_limit.py.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
     original = CommonStateField.__dict__["_eval_state_input"]
@@ -61,7 +71,12 @@ def check_state_input() -> None:
 
 
 def make_data_limit_terminal() -> None:
-    """No Retry or Catch matches States.DataLimitExceeded (both match through ErrorEqualsDecl)."""
+    """No Retry or Catch matches States.DataLimitExceeded (both match through ErrorEqualsDecl).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
+    Test: tests/local/test_data_limit.py::test_a_task_result_over_the_limit_is_not_caught.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
     original = ErrorEqualsDecl.__dict__["_eval_body"]
@@ -95,7 +110,12 @@ def error_name_of(error_name: str | None) -> Any:
 def propagate_states_errors_from_branches() -> None:
     """A Parallel branch's or an inline Map iteration's States.* error reaches the parent state by
     its name (moto raised ValueError, reported as States.Runtime). Both modules build the name
-    with `CustomErrorName(error_name=...)`: they get `error_name_of` instead."""
+    with `CustomErrorName(error_name=...)`: they get `error_name_of` instead.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
+    Test: tests/local/test_data_limit.py::test_an_inline_map_iteration_over_the_limit_fails_the_map_by_that_name.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
     from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 

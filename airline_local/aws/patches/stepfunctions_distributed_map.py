@@ -48,7 +48,12 @@ def decimal_percentage(definition: str) -> str:
 
 
 def accept_integer_tolerated_failure_percentage() -> None:
-    """ToleratedFailurePercentage: 10 parses as on AWS (moto's grammar wants 10.0)."""
+    """ToleratedFailurePercentage: 10 parses as on AWS (moto's grammar wants 10.0).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html.
+    Test: tests/local/test_distributed_map.py::test_integer_tolerated_failure_percentage_parses_as_on_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 
@@ -70,7 +75,12 @@ def s3_listing_item(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_every_object_like_aws() -> None:
-    """ItemReader arn:aws:states:::s3:listObjectsV2: every page, items shaped as on AWS."""
+    """ItemReader arn:aws:states:::s3:listObjectsV2: every page, items shaped as on AWS.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html.
+    Test: tests/local/test_distributed_map.py::test_item_reader_lists_every_page_with_aws_item_shape.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
 
 
@@ -109,7 +119,12 @@ def result_entry(map_run_arn: str, index: int, child_input: Any, status: str, st
 
 def record_child_results() -> None:
     """Each item's input, output, or error and cause, kept on the map run for the ResultWriter
-    and the failure threshold (moto keeps only counters and drops a failed item's error)."""
+    and the failure threshold (moto keeps only counters and drops a failed item's error).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html.
+    Test: tests/local/test_distributed_map.py::test_result_writer_writes_results_and_a_manifest_like_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
         distributed_item_processor_worker as worker,
@@ -170,7 +185,12 @@ def threshold_exceeded(failed: int, total: int, count: int, percentage: float) -
 
 
 def enforce_tolerated_failures() -> None:
-    """The map run fails with States.ExceedToleratedFailureThreshold past the tolerance."""
+    """The map run fails with States.ExceedToleratedFailureThreshold past the tolerance.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html.
+    Test: tests/local/test_distributed_map.py::test_failures_past_the_tolerated_percentage_fail_the_map.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
@@ -213,7 +233,12 @@ def enforce_tolerated_failures() -> None:
 
 def write_results_like_aws() -> None:
     """ResultWriter arn:aws:states:::s3:putObject: SUCCEEDED_0.json / FAILED_0.json and a
-    manifest that lists them, under <Prefix><map run id>/."""
+    manifest that lists them, under <Prefix><map run id>/.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html.
+    Test: tests/local/test_distributed_map.py::test_result_writer_writes_results_and_a_manifest_like_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
         resource_eval_s3,
     )
@@ -249,7 +274,12 @@ def write_results_like_aws() -> None:
 
 def evaluate_jsonata() -> None:
     """JSONata states evaluated by jsonata-python (a port of the implementation moto's JVM
-    bridge would load)."""
+    bridge would load).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html.
+    Test: tests/local/test_distributed_map.py::test_jsonata_state_sums_the_results.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     import jsonata
     from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 
