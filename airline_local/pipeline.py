@@ -33,7 +33,8 @@ from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack,
 from airline_local.custom_resources import function_session_client
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.warehouse.redshift_data import DataApiEmulator
+from airline_local.warehouse.statements import Warehouse
 from airline_local.warehouse.copy_role import CopyRoleReader
 
 RAW_PREFIX = "raw/bookings/"
