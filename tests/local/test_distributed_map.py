@@ -1,5 +1,5 @@
-"""The Distributed Map patches (airline_local/aws/distributed_map.py), each against the real moto
-server with a small definition: children are Pass/Fail states, so no Spark runs here."""
+"""The Distributed Map patches (airline_local/aws/patches/stepfunctions_distributed_map.py), each
+against the real moto server with a small definition: children are Pass/Fail states, so no Spark runs here."""
 
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ def claims_meet(monkeypatch):
     """The first PutObject of a delivery marker waits at the S3 front door until a second one has
     arrived (or 60 s), and storing a marker takes 0.2 s: both claims of one upload are checked
     against S3 at the same moment, as two executions started together would be. Only S3's
-    atomic conditional write (airline_local/aws/s3_writes.py) lets exactly one through."""
+    atomic conditional write (airline_local/aws/patches/s3.py) lets exactly one through."""
     from moto.s3.models import S3Backend
     from moto.s3.responses import S3Response
 

@@ -2,7 +2,8 @@
 
 Read from the source with ast: every import counts, the ones inside functions too, because a lazy
 import that closes a cycle only moves the failure to whichever module happens to be imported
-first (moto_patches.py and distributed_map.py imported each other that way).
+first (airline_local/aws/moto_patches.py and distributed_map.py imported each other that way, before
+airline_local/aws/patches/).
 """
 
 from __future__ import annotations
