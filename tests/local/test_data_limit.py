@@ -1,6 +1,6 @@
 """Step Functions' 256 KiB payload limit (airline_local/aws/patches/stepfunctions_data_limit.py),
-against the real moto server with tiny definitions: over 262,144 bytes a state's input, its output or a task's result
-fails with States.DataLimitExceeded, which no Retry or Catch takes (not even States.ALL)."""
+against the real moto server with tiny definitions: over 262,144 bytes a state's input, its output
+or a task's result fails with States.DataLimitExceeded, which no Retry or Catch takes (not even States.ALL)."""
 
 from __future__ import annotations
 
