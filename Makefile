@@ -33,7 +33,7 @@ synth: install
 
 ## iam-calls: docs/iam-calls.md, the calls of a sample run by principal with the statements that allowed them
 iam-calls: install
-	$(PY) -m airline_local.aws.iam.calls_report docs/iam-calls.md
+	$(PY) -m airline_local.iam_calls docs/iam-calls.md
 
 ## bench: the benchmark (docs/performance.md): throughput against PostgreSQL COPY, latency, scaling
 bench: install

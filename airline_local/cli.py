@@ -198,7 +198,7 @@ def local_sql(
     data_dir = state_dir / "postgres"
     if not data_dir.is_dir():
         _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
-    from airline_local.warehouse.redshift_data import Warehouse  # imported late: psycopg is the only need here
+    from airline_local.warehouse.statements import Warehouse  # imported late: psycopg is the only need here
 
     try:
         with PostgresServer(data_dir) as server:
@@ -228,7 +228,7 @@ def local_status(
     data_dir = state_dir / "postgres"
     if not data_dir.is_dir():
         _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
-    from airline_local.warehouse.redshift_data import Warehouse
+    from airline_local.warehouse.statements import Warehouse
 
     endpoint = run_status.emulator_endpoint(state_dir)
     client = None

@@ -6,11 +6,11 @@ creates in the emulator the resources the pipeline runs on: the buckets and thei
 notifications, the SNS topics and subscriptions, the SQS queues (and the bucket's notifications to them), the Glue database, crawler and job (whose script is
 the deployed asset file), the EventBridge rule with its targets, and the state machine with its
 definition's references resolved to local names, the Lambda functions a state machine invokes
-(their handlers run in this process: airline_local.aws.lambda_functions), and the IAM roles (name and trust policy: the local
+(their handlers run in this process: airline_local.aws.patches.awslambda), and the IAM roles (name and trust policy: the local
 IAM check reads their policies from the template), and, when asked, the Provider-framework custom
 resources (the warehouse schema) through their handlers (airline_local.custom_resources), and the
-CloudWatch alarms (their actions: airline_local.aws.service_deliveries). Resources with no local
-meaning (KMS, VPC, CloudTrail, dashboards, Redshift Serverless itself) are skipped: the README lists
+CloudWatch alarms (their actions: airline_local.aws.patches.service_deliveries). Resources with no local
+meaning (KMS, VPC, CloudTrail, dashboards, Redshift Serverless itself) are skipped: docs/local-mode.md lists
 the differences. Every resource, skipped or not, is created in CloudFormation's order and first goes
 through what AWS checks at its creation (`deploy`).
 """
@@ -32,8 +32,8 @@ from typing import Any
 from airline_local.aws.cfn import ACCOUNT_ID, Template
 from airline_local.aws.cfn_order import creation_order, dependencies
 from airline_local.aws.iam.creation_checks import CreationChecks
-from airline_local.aws.lambda_functions import deploy_function, invoked_functions
-from airline_local.aws.service_deliveries import create_alarm
+from airline_local.aws.patches.awslambda import deploy_function, invoked_functions
+from airline_local.aws.patches.service_deliveries import create_alarm
 from airline_local.custom_resources import provider_resources, run_custom_resources
 from airline_local.glue.job_runner import JobRunner, JobSpec
 
@@ -256,7 +256,7 @@ class _Creator:
                 _create_job(self.assembly, lid, self.clients("glue"), self.job_runner)),
             "AWS::StepFunctions::StateMachine": lambda: self._state_machine(lid),
             "AWS::Events::Rule": lambda: _create_rule(self.template, lid, self.clients("events")),
-            # Its actions publish as CloudWatch does (airline_local.aws.service_deliveries).
+            # Its actions publish as CloudWatch does (airline_local.aws.patches.service_deliveries).
             "AWS::CloudWatch::Alarm": lambda: create_alarm(self.template, lid, self.clients("cloudwatch")),
             "AWS::Lambda::Function": lambda: self._function(lid),
         }.get(str(self.template.resources[lid].get("Type")))

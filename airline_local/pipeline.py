@@ -28,12 +28,13 @@ from typing import Any
 
 from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
-from airline_local.aws.moto_patches import RUNTIME
+from airline_local.aws.patches.runtime import RUNTIME
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
 from airline_local.custom_resources import function_session_client
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.warehouse.redshift_data import DataApiEmulator
+from airline_local.warehouse.statements import Warehouse
 from airline_local.warehouse.copy_role import CopyRoleReader
 
 RAW_PREFIX = "raw/bookings/"

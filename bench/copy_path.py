@@ -31,7 +31,7 @@ from warehouse_staging import bookings_table  # noqa: E402
 
 from airline_local.aws.cfn import ACCOUNT_ID  # noqa: E402
 from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
-from airline_local.warehouse.redshift_data import CSV_WRITE_OPTIONS, Warehouse  # noqa: E402
+from airline_local.warehouse.statements import CSV_WRITE_OPTIONS, Warehouse  # noqa: E402
 
 STAGE = "CREATE TEMP TABLE stage_bookings (LIKE airline.bookings)"
 BLOCK = 1 << 20

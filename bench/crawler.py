@@ -27,7 +27,7 @@ if str(BENCH_DIR.parent) not in sys.path:  # run as a script: make the project i
     sys.path.insert(0, str(BENCH_DIR.parent))
 
 from airline_local.aws.emulator import Emulator  # noqa: E402
-from airline_local.aws.moto_patches import CrawlerSettings  # noqa: E402
+from airline_local.aws.patches.runtime import CrawlerSettings  # noqa: E402
 from airline_local.glue import crawler as local_crawler  # noqa: E402
 from airline_local.local_stack import CloudAssembly, deploy, synthesize  # noqa: E402
 from airline_local.pipeline import LOCAL_CONTEXT, temporary_state_dir  # noqa: E402
@@ -84,7 +84,7 @@ def _backend_crawls(name: str) -> list[Any]:
     from moto.glue.models import glue_backends
 
     from airline_local.aws.cfn import ACCOUNT_ID
-    from airline_local.aws.moto_patches import _local_crawls
+    from airline_local.aws.patches.glue_crawler import _local_crawls
 
     return _local_crawls(glue_backends[ACCOUNT_ID]["us-east-1"].crawlers[name])
 
@@ -94,7 +94,7 @@ def _crawl_everything(name: str, region: str) -> dict[str, Any]:
     from moto.glue.models import glue_backends
 
     from airline_local.aws.cfn import ACCOUNT_ID
-    from airline_local.aws.moto_patches import _crawler_client
+    from airline_local.aws.patches.glue_crawler import _crawler_client
 
     crawler = glue_backends[ACCOUNT_ID][region].crawlers[name]
     definition = local_crawler.CrawlerDefinition.from_api({

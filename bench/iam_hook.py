@@ -26,7 +26,7 @@ from airline_local.aws.iam.requests import Call
 from airline_local.aws.cfn import ACCOUNT_ID
 from airline_local.aws.emulator import Emulator
 from airline_local.local_stack import CloudAssembly, deploy, synthesize
-from airline_local.aws.moto_patches import RUNTIME
+from airline_local.aws.patches.runtime import RUNTIME
 from airline_local.pipeline import LOCAL_CONTEXT
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 
-from airline_local.aws.moto_patches import job_role_credentials
+from airline_local.aws.patches.glue_jobs import job_role_credentials
 from airline_local.pipeline import LocalPipeline
 from airline_local.warehouse.redshift_data import DataApiEmulator
 from bench import memory

@@ -23,10 +23,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from airline_local.aws import moto_patches
+from airline_local.aws.patches import registry
 from airline_local.glue.job_runner import JobRunner
 from airline_local.aws.mailbox import Mailbox
-from airline_local.aws.moto_patches import RUNTIME, CrawlerSettings
+from airline_local.aws.patches.runtime import RUNTIME, CrawlerSettings
 
 HOST = "127.0.0.1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -62,7 +62,7 @@ class Emulator:
                     f"an emulator is already running in this process at {Emulator._running.endpoint_url}; "
                     "moto's state is process-wide, so stop it first"
                 )
-            moto_patches.apply_all()
+            registry.apply_all()
             _reset_moto_state()  # moto's backends outlive a server: start empty
             self._server = _start_server(port)
             self.port: int = self._server.get_host_and_port()[1]

@@ -19,7 +19,7 @@ Recrawl policy (the definition's `RecrawlPolicy`), as the Glue guide describes i
   Messages are deleted once the table is written; a failed crawl hands them back (visibility 0)
   for the next crawl, and the queue's redrive policy moves one that keeps failing to its DLQ.
 
-Differences from AWS (listed in the README): no type inference (every column is `string`), the
+Differences from AWS (listed in docs/local-mode.md): no type inference (every column is `string`), the
 first line is always the header (AWS guesses; an all-string file gets col0..colN there), no
 partitions (sub-folders are folded into the one table), files with different headers are merged
 into one column list rather than split into several tables.

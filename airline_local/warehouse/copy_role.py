@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airline_local.warehouse.redshift_data import CopySourceError
+from airline_local.warehouse.statements import CopySourceError
 
 # The session Redshift gives the COPY role (only equality matters locally: docs/aws-notes.md).
 REDSHIFT_SESSION_NAME = "RedshiftIamRoleSession"

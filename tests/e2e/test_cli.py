@@ -44,7 +44,7 @@ RELEASE_2026_12_01_DATA = [
 @pytest.fixture(scope="module")
 def state_dir():
     from airline_local.warehouse.postgres import PostgresServer
-    from airline_local.warehouse.redshift_data import Warehouse
+    from airline_local.warehouse.statements import Warehouse
     from stacks.migrations import load_migrations
 
     directory = Path(tempfile.mkdtemp(prefix="airline-cli-"))

@@ -174,7 +174,7 @@ def mails_naming(pipeline: LocalPipeline, execution_name: str) -> list:
 def test_a_backfill_whose_results_exceed_256_kib_succeeds_with_one_email(pipeline, large_backfill):
     import json
 
-    from airline_local.aws.data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
+    from airline_local.aws.patches.stepfunctions_data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
 
     description, events = large_backfill
     assert description["status"] == "SUCCEEDED", description

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airline_local.aws.iam.calls_report import render, report_of
+from airline_local.iam_calls import render, report_of
 from airline_local.local_stack import CloudAssembly
 from e2e_helpers import read_rows, scalar, write_rows
 
@@ -96,7 +96,7 @@ def test_the_committed_iam_calls_table_is_the_sample_runs(sample_run):
     expected = render(report, f"one run of {SAMPLE.name}") + "\n"
     assert IAM_CALLS_DOC.read_text(encoding="utf-8") == expected, (
         "docs/iam-calls.md differs from the calls of this run of the sample: regenerate it with "
-        "`python -m airline_local.aws.iam.calls_report docs/iam-calls.md` (make iam-calls) and commit it")
+        "`python -m airline_local.iam_calls docs/iam-calls.md` (make iam-calls) and commit it")
 
 
 def test_state_sequence_follows_the_synthesized_definition(pipeline, make_file):

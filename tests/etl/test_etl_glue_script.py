@@ -162,7 +162,8 @@ def data_api_endpoint():
     """A PostgreSQL warehouse behind the Data API emulator, served by the moto server."""
     from airline_local.aws.emulator import Emulator
     from airline_local.warehouse.postgres import PostgresServer
-    from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+    from airline_local.warehouse.redshift_data import DataApiEmulator
+    from airline_local.warehouse.statements import Warehouse
 
     # Not pytest's tmp_path: its 0700 parents keep out the unprivileged PostgreSQL user.
     state = Path(tempfile.mkdtemp(prefix="airline-etl-tests-"))

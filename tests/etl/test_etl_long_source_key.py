@@ -3,7 +3,7 @@
 An S3 key is up to 1,024 bytes of UTF-8 and a bucket name up to 63 characters, so the job stores
 source_file values of up to len("s3://") + 63 + 1 + 1,024 = 1,093 bytes; Redshift counts VARCHAR
 lengths in bytes and COPY from Parquet cannot truncate. The local COPY counts bytes as Redshift
-does (airline_local.warehouse.redshift_data), so this test fails if a source_file column is too narrow.
+does (airline_local.warehouse.statements), so this test fails if a source_file column is too narrow.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def longest_key() -> str:
 @pytest.fixture(scope="module")
 def pg_dsn():
     from airline_local.warehouse.postgres import PostgresServer
-    from airline_local.warehouse.redshift_data import Warehouse
+    from airline_local.warehouse.statements import Warehouse
 
     # Not pytest's tmp_path: its 0700 parents keep out the unprivileged PostgreSQL user.
     state = Path(tempfile.mkdtemp(prefix="airline-etl-long-key-"))
@@ -63,7 +63,7 @@ def test_a_1024_byte_multibyte_key_is_stored_intact(spark, pg_dsn, tmp_path):
     import bookings_load
     import ingest_bookings
 
-    from airline_local.warehouse.redshift_data import Warehouse
+    from airline_local.warehouse.statements import Warehouse
 
     key = longest_key()
     mirror = tmp_path / "s3"  # the bucket as the local job runner mirrors it

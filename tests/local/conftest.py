@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from airline_local.aws.emulator import Emulator
-from airline_local.aws.moto_patches import RUNTIME, CrawlerSettings
+from airline_local.aws.patches.runtime import RUNTIME, CrawlerSettings
 from airline_local.warehouse.postgres import PostgresServer
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.warehouse.redshift_data import DataApiEmulator
+from airline_local.warehouse.statements import Warehouse
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from airline_local.aws.data_limit import payload_bytes
+from airline_local.aws.patches.stepfunctions_data_limit import payload_bytes
 from stacks.backfill_summary.summary import CAUSE_CHARS, FAILED_FILES_IN_EMAIL, OUTCOMES, handler
 
 

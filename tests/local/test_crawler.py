@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus
 import pytest
 from emulator_helpers import ROLE_ARN, wait_for
 
-from airline_local.aws.moto_patches import CrawlerSettings
+from airline_local.aws.patches.runtime import CrawlerSettings
 from airline_local.glue.crawler import (
     CRAWL_EVENT_MODE,
     OPEN_CSV_SERDE,
@@ -224,7 +224,7 @@ def test_the_emulator_crawl_skips_unreadable_new_objects_naming_each_one(event_s
     for key, (body, _) in UNREADABLE.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     s3.put_object(Bucket=bucket, Key="raw/bookings/b.csv", Body=b"id,fare\n1,3\n")
-    with caplog.at_level(logging.INFO, logger="airline_local.aws.moto_patches"):
+    with caplog.at_level(logging.INFO, logger="airline_local.aws.patches.glue_crawler"):
         last = crawl()
     assert last["Status"] == "SUCCEEDED", last
     assert any("mode='event'" in r.getMessage() for r in caplog.records)  # read from the events, not a listing

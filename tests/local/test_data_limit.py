@@ -1,6 +1,6 @@
-"""Step Functions' 256 KiB payload limit (airline_local/aws/data_limit.py), against the real moto
-server with tiny definitions: over 262,144 bytes a state's input, its output or a task's result
-fails with States.DataLimitExceeded, which no Retry or Catch takes (not even States.ALL)."""
+"""Step Functions' 256 KiB payload limit (airline_local/aws/patches/stepfunctions_data_limit.py),
+against the real moto server with tiny definitions: over 262,144 bytes a state's input, its output
+or a task's result fails with States.DataLimitExceeded, which no Retry or Catch takes (not even States.ALL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 import pytest
 from emulator_helpers import ROLE_ARN, history, wait_for_execution
 
-from airline_local.aws.data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
+from airline_local.aws.patches.stepfunctions_data_limit import PAYLOAD_LIMIT_BYTES, payload_bytes
 
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}]
 RETRY_ALL = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}]

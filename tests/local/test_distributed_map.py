@@ -1,5 +1,5 @@
-"""The Distributed Map patches (airline_local/aws/distributed_map.py), each against the real moto
-server with a small definition: children are Pass/Fail states, so no Spark runs here."""
+"""The Distributed Map patches (airline_local/aws/patches/stepfunctions_distributed_map.py), each
+against the real moto server with a small definition: children are Pass/Fail states, so no Spark runs here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 import pytest
 from emulator_helpers import ROLE_ARN, wait_for_execution
 
-from airline_local.aws.distributed_map import decimal_percentage, s3_listing_item, threshold_exceeded
+from airline_local.aws.patches.stepfunctions_distributed_map import decimal_percentage, s3_listing_item, threshold_exceeded
 
 
 def unique(prefix: str) -> str:

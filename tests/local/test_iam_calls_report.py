@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from airline_local.aws.iam.calls_report import fold_resource
+from airline_local.iam_calls import fold_resource
 
 NAMES = {"airline-raw-123": "StorageRawBucket", "airline-bookings": "OrchestrationStateMachine"}
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from airline_local.aws.moto_patches import GLUE_JOB_SESSION_NAME
-from airline_local.warehouse.redshift_data import Warehouse
+from airline_local.aws.patches.glue_jobs import GLUE_JOB_SESSION_NAME
+from airline_local.warehouse.statements import Warehouse
 from emulator_helpers import wait_for
 from iam_mutations import actor_role, remove_action, transform
 from iam_stack import checked_with, deployed_stack, glue_job_of_the_glue_role, policy_names, run_job

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 
-from airline_local.aws.moto_patches import GLUE_JOB_SESSION_NAME
+from airline_local.aws.patches.glue_jobs import GLUE_JOB_SESSION_NAME
 from airline_local.glue.job_runner import JobRunner, JobSpec, check_java
 from iam_mutations import actor_role, remove_action, transform
 from iam_stack import checked_with, deployed_stack, glue_job_of_the_glue_role, policy_names, run_job

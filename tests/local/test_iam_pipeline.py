@@ -15,13 +15,10 @@ from typing import Any
 import pytest
 
 from airline_local.aws.cfn import ACCOUNT_ID
-from airline_local.aws.moto_patches import (
-    CRAWLER_SESSION_NAME,
-    EVENTBRIDGE_SESSION_NAME,
-    RUNTIME,
-    STATE_MACHINE_SESSION_NAME,
-    state_machine_modules_using_moto_client,
-)
+from airline_local.aws.patches.events import EVENTBRIDGE_SESSION_NAME
+from airline_local.aws.patches.glue_crawler import CRAWLER_SESSION_NAME
+from airline_local.aws.patches.runtime import RUNTIME
+from airline_local.aws.patches.stepfunctions import STATE_MACHINE_SESSION_NAME, state_machine_modules_using_moto_client
 from airline_local.generator import write_csv
 from airline_local.pipeline import LocalPipeline, temporary_state_dir
 from tests.local.iam_mutations import actor_role, add_deny, remove_action, remove_service_grant
@@ -191,7 +188,7 @@ def test_an_added_explicit_deny_wins_over_the_allow_through_the_pipeline(pipelin
 def test_a_state_machine_target_without_a_role_starts_nothing_and_is_recorded(pipeline):
     from moto.events.models import events_backends
 
-    from airline_local.aws.moto_patches import _start_execution_as_target_role
+    from airline_local.aws.patches.events import _start_execution_as_target_role
 
     (rule,) = events_backends[ACCOUNT_ID]["us-east-1"].event_buses["default"].rules.values()
     event = {"detail": {"object": {"key": "raw/bookings/roleless.csv"}}}

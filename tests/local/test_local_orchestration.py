@@ -26,7 +26,7 @@ from emulator_helpers import (
 )
 
 from airline_local.local_stack import synthesize
-from airline_local.aws.moto_patches import CrawlerSettings
+from airline_local.aws.patches.runtime import CrawlerSettings
 from airline_local.pipeline import LOCAL_CONTEXT
 
 CSV = b"booking_id,route\n1,AB\n2,CD\n3,EF\n"

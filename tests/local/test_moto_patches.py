@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
 import uuid
 
@@ -10,9 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import JOBS_DIR, ROLE_ARN, wait_for, wait_for_execution
 
-from airline_local.aws import moto_patches
+from airline_local.aws import patches
+from airline_local.aws.patches import events as events_patches
+from airline_local.aws.patches import glue_crawler, glue_jobs, registry
+from airline_local.aws.patches.runtime import CrawlerSettings
 from airline_local.glue.job_runner import JobSpec
-from airline_local.aws.moto_patches import CrawlerSettings
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -40,13 +44,25 @@ def test_patches_are_applied_once_and_pinned_to_the_tested_moto(emulator):
     from moto.events.models import Rule
 
     first = Rule.send_to_targets
-    assert moto_patches.apply_all() == [p.__name__ for p in moto_patches.PATCHES]
+    assert registry.apply_all() == [p.__name__ for p in registry.PATCHES]
     assert Rule.send_to_targets is first  # applying again changed nothing
-    moto_patches.start_executions_from_eventbridge_targets()  # nor does calling one patch again
+    events_patches.start_executions_from_eventbridge_targets()  # nor does calling one patch again
     assert Rule.send_to_targets is first
-    moto_patches.check_moto_version("5.2.5")
+    registry.check_moto_version("5.2.5")
     with pytest.raises(RuntimeError, match=r"written for moto==5\.2\.5, but moto 5\.3\.0 is installed"):
-        moto_patches.check_moto_version("5.3.0")
+        registry.check_moto_version("5.3.0")
+
+
+def test_every_patch_module_is_registered_and_says_what_it_targets():
+    """A module's patches are all in the registry, and each names moto's version, AWS's page and its test."""
+    modules = [importlib.import_module(f"{patches.__name__}.{info.name}")
+               for info in pkgutil.iter_modules(patches.__path__) if info.name != "registry"]
+    in_modules = [patch for module in modules for patch in getattr(module, "PATCHES", ())]
+    assert sorted(p.__qualname__ for p in in_modules) == sorted(p.__qualname__ for p in registry.PATCHES)
+    for patch in registry.PATCHES:
+        doc = patch.__doc__ or ""
+        assert "Targets moto 5.2.5." in doc and "AWS: " in doc and "Test: tests/" in doc, patch.__qualname__
+        assert "Newer moto: " in doc, patch.__qualname__
 
 
 # --- a. S3 -> EventBridge -> Step Functions --------------------------------------------------
@@ -206,7 +222,7 @@ def test_a_waiter_wakes_when_a_run_ends_and_times_out_otherwise():
     import threading
     import time
 
-    ended = moto_patches._EndedRuns()
+    ended = glue_jobs._EndedRuns()
     started = time.monotonic()
     ended.wait_past(ended.count, timeout=0.2)
     assert time.monotonic() - started >= 0.2
@@ -307,13 +323,13 @@ def test_concurrent_starts_start_one_crawl_and_refuse_the_others(emulator, crawl
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    made = moto_patches.LocalCrawl.__init__
+    made = glue_crawler.LocalCrawl.__init__
 
     def slowly_made(self, *args, **kwargs):
         time.sleep(0.05)
         made(self, *args, **kwargs)
 
-    monkeypatch.setattr(moto_patches.LocalCrawl, "__init__", slowly_made)
+    monkeypatch.setattr(glue_crawler.LocalCrawl, "__init__", slowly_made)
     name, _ = crawler
     # RUNNING long enough that every caller asks while the first crawl runs, even on a loaded
     # machine (a caller that came after READY would rightly start the next crawl).

@@ -1,4 +1,4 @@
-"""S3 PutObject as AWS does it (airline_local/aws/s3_writes.py), against the real moto server:
+"""S3 PutObject as AWS does it (airline_local/aws/patches/s3.py), against the real moto server:
 create-only writes racing for one key let exactly one through, and a lost reply is injectable."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from airline_local.aws.s3_writes import S3_FAULTS
+from airline_local.aws.patches.s3 import S3_FAULTS
 
 
 @pytest.fixture

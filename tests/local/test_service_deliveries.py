@@ -7,7 +7,7 @@ import json
 import uuid
 
 from airline_local.aws.cfn import Template
-from airline_local.aws.service_deliveries import create_alarms
+from airline_local.aws.patches.service_deliveries import create_alarms
 
 METRIC_ALARM = {
     "MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS", "Statistic": "Maximum",

@@ -226,7 +226,7 @@ def claims_meet(monkeypatch):
     """The first PutObject of a delivery marker waits at the S3 front door until a second one has
     arrived (or 60 s), and storing a marker takes 0.2 s: both claims of one upload are checked
     against S3 at the same moment, as two executions started together would be. Only S3's
-    atomic conditional write (airline_local/aws/s3_writes.py) lets exactly one through."""
+    atomic conditional write (airline_local/aws/patches/s3.py) lets exactly one through."""
     from moto.s3.models import S3Backend
     from moto.s3.responses import S3Response
 
@@ -319,7 +319,7 @@ def test_a_duplicated_s3_event_claimed_at_once_loads_and_mails_once(pipeline, tm
 def test_a_lost_reply_to_the_claim_still_loads_the_file_once_and_mails_success(pipeline, tmp_path):
     """The first PutObject of the marker is stored but answered 500: "Claim delivery" retries,
     gets 412 for its own marker, reads it back, finds its own execution's ARN and goes on."""
-    from airline_local.aws.s3_writes import S3_FAULTS
+    from airline_local.aws.patches.s3 import S3_FAULTS
 
     path = booking_file(tmp_path, "LOSTREPLY", 25)
     key = f"raw/bookings/{path.name}"
@@ -352,7 +352,7 @@ def test_a_claim_s3_keeps_refusing_is_mailed_as_claim_delivery_failed(pipeline, 
     """503 on the claim and on both retries: S3.S3Exception without `Status Code: 412`, so "Delivery
     already claimed?" sends it to "Claim delivery failed": an email naming S3's answer, FAILED,
     nothing crawled or loaded (not a silent duplicate)."""
-    from airline_local.aws.s3_writes import S3_FAULTS
+    from airline_local.aws.patches.s3 import S3_FAULTS
 
     path = booking_file(tmp_path, "CLAIM503", 5)
     key = f"raw/bookings/{path.name}"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from warehouse_staging import bookings_table  # noqa: E402
 
 from airline_local.warehouse.postgres import PostgresServer  # noqa: E402
-from airline_local.warehouse.redshift_data import Warehouse  # noqa: E402
+from airline_local.warehouse.statements import Warehouse  # noqa: E402
 
 
 def main(rows: int = 1_000_000, files: int = 4) -> None:

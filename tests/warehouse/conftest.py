@@ -18,7 +18,7 @@ import pytest
 from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, BOOKINGS_SCHEMA, RUN_SCHEMA, UTC, write_parquet
 
 from airline_local.warehouse.postgres import PostgresServer
-from airline_local.warehouse.redshift_data import Warehouse
+from airline_local.warehouse.statements import Warehouse
 
 StageFn = Callable[..., str]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from airline_local.warehouse.redshift_data import Warehouse, WarehouseError
+from airline_local.warehouse.statements import Warehouse, WarehouseError
 from airline_local.warehouse.redshift_sql import RedshiftSqlError, to_postgres, to_postgres_parameterized
 from stacks.schema_handler.handler import grant_statements
 

@@ -19,7 +19,7 @@ from warehouse_staging import (
     load_statements,
 )
 
-from airline_local.warehouse.redshift_data import Warehouse, WarehouseError
+from airline_local.warehouse.statements import Warehouse, WarehouseError
 
 T0 = dt.datetime(2024, 1, 10, 8, 0, tzinfo=UTC)
 HOUR = dt.timedelta(hours=1)

@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from warehouse_staging import REPO, DataApiClient, fetch
 
-from airline_local.warehouse.redshift_data import DataApiEmulator, Warehouse
+from airline_local.warehouse.redshift_data import DataApiEmulator
+from airline_local.warehouse.statements import Warehouse
 from glue_scripts import bookings_load
 from stacks import migrations as migration_files
 from stacks.schema_handler import handler

@@ -19,7 +19,7 @@ import psycopg
 import pyarrow.parquet as pq
 from warehouse_staging import AIRPORTS, AIRPORTS_SCHEMA, RUN_SCHEMA, UTC, bookings_table, fetch, load_statements, write_parquet
 
-from airline_local.warehouse.redshift_data import Warehouse
+from airline_local.warehouse.statements import Warehouse
 
 BEFORE_ROWS = 60_000
 LOAD_ROWS = 150_000  # 20,000 of them already in the warehouse (identical: unchanged)

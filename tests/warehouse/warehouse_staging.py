@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from airline_local.warehouse.redshift_data import Warehouse
+from airline_local.warehouse.statements import Warehouse
 from airline_local.warehouse.redshift_sql import split_statements
 
 REPO = Path(__file__).resolve().parents[2]

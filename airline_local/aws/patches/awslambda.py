@@ -15,7 +15,7 @@ What Lambda does around the call, as the Invoke API reference says: the response
 handler's return value as JSON; a handler that raises gives status 200 with
 ``X-Amz-Function-Error: Unhandled`` and the payload ``{"errorMessage", "errorType", "stackTrace"}``
 (Step Functions then fails the task with error = errorType). Not emulated: the function's
-timeout, memory and concurrency (README, "Differences from AWS").
+timeout, memory and concurrency (docs/local-mode.md, "Differences from AWS").
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
+
+from airline_local.aws.patches.patching import replace
+from airline_local.aws.patches.runtime import RUNTIME
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +110,6 @@ def deploy_function(assembly: Any, lid: str, clients: Callable[[str], Any]) -> s
 def _role_client(template: Any, function: str, service: str, operator: Any) -> Callable[[], Any]:
     """The function's client, signing as its role through the IAM check in force at each call
     (a test may install another: LocalPipeline.check_iam_with); the operator's with the check off."""
-    from airline_local.aws.moto_patches import RUNTIME
     from airline_local.custom_resources import function_session_client
 
     def client() -> Any:
@@ -124,10 +126,14 @@ _EMPTY_ZIP = bytes.fromhex("504b0506" + "00" * 18)
 
 
 def run_registered_functions_in_process() -> None:
-    """Lambda Invoke of a registered function runs its handler here (moto: Docker)."""
+    """Lambda Invoke of a registered function runs its handler here (moto: Docker).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html.
+    Test: tests/e2e/test_local_backfill.py::test_the_summary_is_authorized_as_aws_would.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.awslambda.models import LambdaFunction
 
-    from airline_local.aws.moto_patches import _replace
 
     original = LambdaFunction.__dict__["invoke"]
 
@@ -139,7 +145,7 @@ def run_registered_functions_in_process() -> None:
             raise LocalFunctionError(f"{function.logical_id}: only synchronous (RequestResponse) invocations run locally")
         return function.invoke(body, response_headers)
 
-    _replace(LambdaFunction, "invoke", invoke)
+    replace(LambdaFunction, "invoke", invoke)
 
 
 PATCHES = (run_registered_functions_in_process,)

@@ -1,5 +1,5 @@
 """Step Functions' payload limit in moto 5.2.5's interpreter, made to fail as on AWS. Registered
-from moto_patches.PATCHES; tested in tests/local/test_data_limit.py; listed in the README's
+from patches/registry.py; tested in tests/local/test_data_limit.py; listed in docs/local-mode.md's
 "Differences from AWS".
 
 AWS (docs/aws-notes.md, "Payload limit"): a state's input, its output and a task's result are
@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+
 #: 256 KiB: the largest state input, output or task result Step Functions accepts, in bytes.
 PAYLOAD_LIMIT_BYTES = 256 * 1024
 DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
@@ -35,20 +37,28 @@ def is_within_size_quota(value: Any) -> bool:
 
 def measure_payloads_like_aws() -> None:
     """moto's size check (state output, task result) measures as AWS does, up to 262,144 bytes
-    included. moto imported `is_within_size_quota` into each checking module by name."""
-    from airline_local.aws.moto_patches import _replace
+    included. moto imported `is_within_size_quota` into each checking module by name.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html.
+    Test: tests/local/test_data_limit.py::test_exactly_the_limit_passes.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser import quotas
     from moto.stepfunctions.parser.asl.component.state import state
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
 
     for module in (quotas, state, state_task_lambda, state_task_service):
-        _replace(module, "is_within_size_quota", is_within_size_quota)
+        replace(module, "is_within_size_quota", is_within_size_quota)
 
 
 def check_state_input() -> None:
-    """A state's input (after InputPath) over the limit fails the state, as its output does."""
-    from airline_local.aws.moto_patches import _replace
+    """A state's input (after InputPath) over the limit fails the state, as its output does.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html.
+    Test: tests/local/test_data_limit.py.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
     original = CommonStateField.__dict__["_eval_state_input"]
@@ -57,12 +67,16 @@ def check_state_input() -> None:
         original(self, env)
         self._verify_size_quota(env=env, value=env.stack[-1])
 
-    _replace(CommonStateField, "_eval_state_input", _eval_state_input)
+    replace(CommonStateField, "_eval_state_input", _eval_state_input)
 
 
 def make_data_limit_terminal() -> None:
-    """No Retry or Catch matches States.DataLimitExceeded (both match through ErrorEqualsDecl)."""
-    from airline_local.aws.moto_patches import _replace
+    """No Retry or Catch matches States.DataLimitExceeded (both match through ErrorEqualsDecl).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
+    Test: tests/local/test_data_limit.py::test_a_task_result_over_the_limit_is_not_caught.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
     original = ErrorEqualsDecl.__dict__["_eval_body"]
@@ -75,7 +89,7 @@ def make_data_limit_terminal() -> None:
             return
         original(self, env)
 
-    _replace(ErrorEqualsDecl, "_eval_body", _eval_body)
+    replace(ErrorEqualsDecl, "_eval_body", _eval_body)
 
 
 def error_name_of(error_name: str | None) -> Any:
@@ -96,8 +110,12 @@ def error_name_of(error_name: str | None) -> Any:
 def propagate_states_errors_from_branches() -> None:
     """A Parallel branch's or an inline Map iteration's States.* error reaches the parent state by
     its name (moto raised ValueError, reported as States.Runtime). Both modules build the name
-    with `CustomErrorName(error_name=...)`: they get `error_name_of` instead."""
-    from airline_local.aws.moto_patches import _replace
+    with `CustomErrorName(error_name=...)`: they get `error_name_of` instead.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
+    Test: tests/local/test_data_limit.py::test_an_inline_map_iteration_over_the_limit_fails_the_map_by_that_name.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
     from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 
@@ -105,7 +123,7 @@ def propagate_states_errors_from_branches() -> None:
         return error_name_of(error_name)
 
     for module in (iteration_worker, branches_decl):
-        _replace(module, "CustomErrorName", custom_error_name)
+        replace(module, "CustomErrorName", custom_error_name)
 
 
 PATCHES = (measure_payloads_like_aws, check_state_input, make_data_limit_terminal,

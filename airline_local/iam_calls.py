@@ -2,6 +2,9 @@
 least-privilege documentation of the template, generated from what the IAM check decided
 (docs/iam-calls.md; `make iam-calls` regenerates it from a run of the bundled sample).
 
+A generator beside the CLI, not inside airline_local/aws/iam/: it starts a LocalPipeline and runs
+the CLI's sample, and the IAM check below it knows nothing of either.
+
 Each distinct (principal, action, resource) the check authorized is one decision; object keys
 and run ids are folded to their top-level prefix so that a row stands for every run, not one.
 """

@@ -1,6 +1,6 @@
 """Distributed Map in moto 5.2.5's Step Functions interpreter, made to behave as on AWS for the
-backfill state machine (stacks/backfill.py). Registered from moto_patches.PATCHES; each patch is
-tested in tests/local/test_distributed_map.py and listed in the README's "Differences from AWS".
+backfill state machine (stacks/backfill.py). Registered in patches/registry.py; each patch is
+tested in tests/local/test_distributed_map.py and listed in docs/local-mode.md's "Differences from AWS".
 
 What moto 5.2.5 does, and what AWS does (docs/aws-notes.md, "Distributed Map"):
 - ItemReader over an S3 listing: moto reads the first page only (1,000 keys) and fails on an
@@ -29,6 +29,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+
 LOG = logging.getLogger(__name__)
 RESULTS_LOCK = threading.Lock()
 
@@ -46,17 +48,21 @@ def decimal_percentage(definition: str) -> str:
 
 
 def accept_integer_tolerated_failure_percentage() -> None:
-    """ToleratedFailurePercentage: 10 parses as on AWS (moto's grammar wants 10.0)."""
+    """ToleratedFailurePercentage: 10 parses as on AWS (moto's grammar wants 10.0).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html.
+    Test: tests/local/test_distributed_map.py::test_integer_tolerated_failure_percentage_parses_as_on_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    from airline_local.aws.moto_patches import _replace
 
     original = AmazonStateLanguageParser.parse
 
     def parse(definition: str) -> Any:
         return original(decimal_percentage(definition))
 
-    _replace(AmazonStateLanguageParser, "parse", staticmethod(parse))
+    replace(AmazonStateLanguageParser, "parse", staticmethod(parse))
 
 
 def s3_listing_item(obj: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +75,14 @@ def s3_listing_item(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_every_object_like_aws() -> None:
-    """ItemReader arn:aws:states:::s3:listObjectsV2: every page, items shaped as on AWS."""
+    """ItemReader arn:aws:states:::s3:listObjectsV2: every page, items shaped as on AWS.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html.
+    Test: tests/local/test_distributed_map.py::test_item_reader_lists_every_page_with_aws_item_shape.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
 
-    from airline_local.aws.moto_patches import _replace
 
     def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
         s3 = resource_eval_s3.ResourceEvalS3._get_s3_client(resource_runtime_part, state_credentials)
@@ -80,7 +90,7 @@ def list_every_object_like_aws() -> None:
         pages = s3.get_paginator("list_objects_v2").paginate(**parameters)
         env.stack.append([s3_listing_item(obj) for page in pages for obj in page.get("Contents", [])])
 
-    _replace(resource_eval_s3.ResourceEvalS3, "_handle_list_objects_v2", staticmethod(_handle_list_objects_v2))
+    replace(resource_eval_s3.ResourceEvalS3, "_handle_list_objects_v2", staticmethod(_handle_list_objects_v2))
 
 
 def _results(map_run_record: Any) -> list[dict[str, Any]]:
@@ -109,7 +119,12 @@ def result_entry(map_run_arn: str, index: int, child_input: Any, status: str, st
 
 def record_child_results() -> None:
     """Each item's input, output, or error and cause, kept on the map run for the ResultWriter
-    and the failure threshold (moto keeps only counters and drops a failed item's error)."""
+    and the failure threshold (moto keeps only counters and drops a failed item's error).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html.
+    Test: tests/local/test_distributed_map.py::test_result_writer_writes_results_and_a_manifest_like_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
         distributed_item_processor_worker as worker,
@@ -117,7 +132,6 @@ def record_child_results() -> None:
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped
     from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
 
-    from airline_local.aws.moto_patches import _replace
 
     def _eval_job(self: Any, env: Any, job: Any) -> None:
         record = self._map_run_record
@@ -160,7 +174,7 @@ def record_child_results() -> None:
                 LOG.warning("map run item %s %s: %s: %s", job.job_index, status, error_name, cause)
             job.job_output = job_output
 
-    _replace(worker.DistributedItemProcessorWorker, "_eval_job", _eval_job)
+    replace(worker.DistributedItemProcessorWorker, "_eval_job", _eval_job)
 
 
 def threshold_exceeded(failed: int, total: int, count: int, percentage: float) -> bool:
@@ -171,7 +185,12 @@ def threshold_exceeded(failed: int, total: int, count: int, percentage: float) -
 
 
 def enforce_tolerated_failures() -> None:
-    """The map run fails with States.ExceedToleratedFailureThreshold past the tolerance."""
+    """The map run fails with States.ExceedToleratedFailureThreshold past the tolerance.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html.
+    Test: tests/local/test_distributed_map.py::test_failures_past_the_tolerated_percentage_fail_the_map.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
@@ -186,7 +205,6 @@ def enforce_tolerated_failures() -> None:
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    from airline_local.aws.moto_patches import _replace
 
     original = component.DistributedIterationComponent._map_run
 
@@ -210,17 +228,21 @@ def enforce_tolerated_failures() -> None:
                 event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(
                     error=error.error_name, cause=cause))))
 
-    _replace(component.DistributedIterationComponent, "_map_run", _map_run)
+    replace(component.DistributedIterationComponent, "_map_run", _map_run)
 
 
 def write_results_like_aws() -> None:
     """ResultWriter arn:aws:states:::s3:putObject: SUCCEEDED_0.json / FAILED_0.json and a
-    manifest that lists them, under <Prefix><map run id>/."""
+    manifest that lists them, under <Prefix><map run id>/.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html.
+    Test: tests/local/test_distributed_map.py::test_result_writer_writes_results_and_a_manifest_like_aws.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
         resource_eval_s3,
     )
 
-    from airline_local.aws.moto_patches import _replace
 
     def _handle_put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
         parameters = env.stack.pop()
@@ -247,12 +269,17 @@ def write_results_like_aws() -> None:
         env.stack.append({"MapRunArn": record.map_run_arn,
                           "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
 
-    _replace(resource_eval_s3.ResourceEvalS3, "_handle_put_object", staticmethod(_handle_put_object))
+    replace(resource_eval_s3.ResourceEvalS3, "_handle_put_object", staticmethod(_handle_put_object))
 
 
 def evaluate_jsonata() -> None:
     """JSONata states evaluated by jsonata-python (a port of the implementation moto's JVM
-    bridge would load)."""
+    bridge would load).
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html.
+    Test: tests/local/test_distributed_map.py::test_jsonata_state_sums_the_results.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     import jsonata
     from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 

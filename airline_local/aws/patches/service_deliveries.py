@@ -32,6 +32,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from airline_local.aws.patches.patching import replace
+from airline_local.aws.patches.runtime import RUNTIME, ActorDenial
+
 LOG = logging.getLogger(__name__)
 
 CLOUDWATCH_SERVICE_PRINCIPAL = "cloudwatch.amazonaws.com"
@@ -128,10 +131,14 @@ def run_alarm_actions(alarm: Any, old_state: str) -> None:
 def run_alarm_actions_on_state_change() -> None:
     """SetAlarmState (and any state change) runs the new state's actions, as CloudWatch does:
     "When the updated state differs from the previous value, the action configured for the
-    appropriate state is invoked" (SetAlarmState). moto 5.2.5 only stores the state."""
+    appropriate state is invoked" (SetAlarmState). moto 5.2.5 only stores the state.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_SetAlarmState.html.
+    Test: tests/local/test_service_deliveries.py; tests/local/test_iam_pipeline.py (the alarm tests).
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.cloudwatch.models import Alarm
 
-    from airline_local.aws.moto_patches import _replace
 
     original = Alarm.update_state
 
@@ -143,7 +150,7 @@ def run_alarm_actions_on_state_change() -> None:
         except Exception:  # asynchronous on AWS: never fail SetAlarmState
             LOG.exception("alarm %s: its actions failed", self.name)
 
-    _replace(Alarm, "update_state", update_state)
+    replace(Alarm, "update_state", update_state)
 
 
 def _publish_to_topic(topic_arn: str, subject: str, message: str) -> None:
@@ -159,10 +166,14 @@ def _publish_to_topic(topic_arn: str, subject: str, message: str) -> None:
 def judge_s3_deliveries_to_sqs() -> None:
     """S3's event notifications (and its s3:TestEvent) reach an SQS queue only if the queue policy
     (and the queue's key policy, if it has a KMS key) lets s3.amazonaws.com send for the bucket.
-    moto 5.2.5 sends them unchecked."""
+    moto 5.2.5 sends them unchecked.
+
+    Targets moto 5.2.5. AWS: https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html.
+    Test: tests/local/test_iam_pipeline.py::test_s3_delivers_to_the_crawler_queue_only_as_its_queue_policy_allows.
+    Newer moto: no fix known (the package's note, airline_local/aws/patches/__init__.py).
+    """
     from moto.s3 import notifications
 
-    from airline_local.aws.moto_patches import _replace
 
     original = notifications._send_sqs_message
 
@@ -174,7 +185,7 @@ def judge_s3_deliveries_to_sqs() -> None:
                     object_key=_key_of(event_body)):
             original(account_id, event_body, queue_name, region_name)
 
-    _replace(notifications, "_send_sqs_message", _send_sqs_message)
+    replace(notifications, "_send_sqs_message", _send_sqs_message)
 
 
 def _bucket_of(event_body: Mapping[str, Any]) -> str:
@@ -197,7 +208,6 @@ def _allowed(actor: str, service_principal: str, action: str, resource: str, con
              object_key: str | None = None) -> bool:
     """Is the service's delivery allowed? Without the IAM check: yes. A refusal, or a policy the
     check cannot judge, is recorded in RUNTIME.denials and logged."""
-    from airline_local.aws.moto_patches import RUNTIME, ActorDenial
 
     check = RUNTIME.iam_check
     if check is None:
