@@ -41,13 +41,7 @@ class S3Faults:
             self._refusals.extend([key_prefix] * times)
 
     def take_refusal(self, key: str) -> bool:
-        with self._lock:
-            for prefix in self._refusals:
-                if key.startswith(prefix):
-                    self._refusals.remove(prefix)
-                    self.refused.append(key)
-                    return True
-        return False
+        return self._take(self._refusals, self.refused, key)
 
     def lose_reply_of_next_put(self, key_prefix: str) -> None:
         """The next PutObject of a key under `key_prefix` is stored, then answered 500."""
@@ -55,11 +49,15 @@ class S3Faults:
             self._lost_replies.append(key_prefix)
 
     def take_lost_reply(self, key: str) -> bool:
+        return self._take(self._lost_replies, self.lost, key)
+
+    def _take(self, pending: list[str], taken: list[str], key: str) -> bool:
+        """Consume the first pending fault whose prefix the key has; record the key."""
         with self._lock:
-            for prefix in self._lost_replies:
+            for prefix in pending:
                 if key.startswith(prefix):
-                    self._lost_replies.remove(prefix)
-                    self.lost.append(key)
+                    pending.remove(prefix)
+                    taken.append(key)
                     return True
         return False
 
