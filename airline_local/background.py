@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,13 @@ class StackInfo:
     pid: int
     start_time: int  # the process's start time (/proc/<pid>/stat), against PID reuse
     token: str
-    control_url: str
-    aws_endpoint: str
-    warehouse_port: int
-    postgres_pid: int | None
-    postgres_start_time: int | None
     log: str
+    ready: bool = False  # written once at the start (a crash then is cleaned up too), again when ready
+    control_url: str = ""
+    aws_endpoint: str = ""
+    warehouse_port: int = 0
+    postgres_pid: int | None = None
+    postgres_start_time: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -181,7 +182,7 @@ def start(state_dir: Path, *, warm_workers: int, iam_check: bool = True, aws_por
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             info = read_stack(state_dir)
-            if info is not None and info.pid == process.pid:
+            if info is not None and info.pid == process.pid and info.ready:
                 return info
             if process.poll() is not None:
                 raise PipelineError(f"the local stack did not start (exit {process.returncode}); "
@@ -293,6 +294,8 @@ def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int 
                              on_email=lambda path: subscribers.publish({"event": "email", "path": str(path)}))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    _write_stack(state_dir, StackInfo(pid=os.getpid(), start_time=process_start_time(os.getpid()) or 0,
+                                      token=os.environ[TOKEN_VARIABLE], log=str(Path(state_dir).resolve() / STACK_LOG)))
     try:
         try:
             pipeline.start()
@@ -303,15 +306,11 @@ def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int 
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         postgres_pid = _postmaster_pid(pipeline)
-        info = StackInfo(
-            pid=os.getpid(), start_time=process_start_time(os.getpid()) or 0, token=os.environ[TOKEN_VARIABLE],
-            control_url=f"http://{HOST}:{server.server_address[1]}", aws_endpoint=pipeline.emulator.endpoint_url,
-            warehouse_port=pipeline.postgres.port, postgres_pid=postgres_pid,
-            postgres_start_time=process_start_time(postgres_pid) if postgres_pid else None,
-            log=str(Path(state_dir).resolve() / STACK_LOG))
-        written = stack_file(state_dir).with_suffix(".tmp")
-        written.write_text(json.dumps(asdict(info), indent=1), encoding="utf-8")
-        written.replace(stack_file(state_dir))  # whole or absent: `up` waits for it
+        info = replace(
+            read_stack(state_dir), ready=True, control_url=f"http://{HOST}:{server.server_address[1]}",
+            aws_endpoint=pipeline.emulator.endpoint_url, warehouse_port=pipeline.postgres.port,
+            postgres_pid=postgres_pid, postgres_start_time=process_start_time(postgres_pid) if postgres_pid else None)
+        _write_stack(state_dir, info)
         print(f"local stack up: control {info.control_url}, AWS emulator {info.aws_endpoint}, "
               f"PostgreSQL port {info.warehouse_port}", flush=True)
         while not stopping.wait(0.5):
@@ -323,6 +322,12 @@ def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int 
         if info_now is not None and info_now.pid == os.getpid():
             stack_file(state_dir).unlink(missing_ok=True)
         print("local stack stopped", flush=True)
+
+
+def _write_stack(state_dir: Path, info: StackInfo) -> None:
+    written = stack_file(state_dir).with_suffix(".tmp")
+    written.write_text(json.dumps(asdict(info), indent=1), encoding="utf-8")
+    written.replace(stack_file(state_dir))  # whole or absent
 
 
 def _postmaster_pid(pipeline: LocalPipeline) -> int | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -134,6 +135,8 @@ def local_up(
         except KNOWN_ERRORS as error:
             _fail(str(error))
         err.print(f"local stack up on {state_dir} (PID {stack.pid})")
+    elif not stack.ready:
+        _fail(f"the local stack on {state_dir} is already starting (PID {stack.pid}, log {stack.log})")
     else:
         err.print(f"the local stack is already up on {state_dir} (PID {stack.pid})")
     err.print(f"  AWS emulator  {stack.aws_endpoint}\n  PostgreSQL    127.0.0.1:{stack.warehouse_port}\n"
@@ -173,14 +176,18 @@ def local_run(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         _fail(f"no such file: {', '.join(missing)}", code=2)
-    stack = _stack(state_dir)
+    stack = _ready_stack(state_dir)
+    _check_rule_matches(state_dir, files)
     if stack is not None:
         _ignored_while_up(aws_port=aws_port, warehouse_port=warehouse_port, warm_workers=warm_workers,
                           no_iam_check=no_iam_check or None)
-        results = _run_with_progress(_on_stack(stack, files, concurrent=concurrent, timeout=timeout,
-                                               show_emails=not as_json), files, quiet=as_json)
+        try:
+            results = _run_with_progress(_on_stack(stack, files, concurrent=concurrent, timeout=timeout,
+                                                   show_emails=not as_json), files, quiet=as_json)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: the local stack stops the executions this command started[/]")
+            raise typer.Exit(130) from None
     else:
-        _check_rule_matches(state_dir, files)
         if warm_workers is None:
             warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
         with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers, iam_check=not no_iam_check,
@@ -218,7 +225,7 @@ def local_backfill(
         _fail(str(error), code=2)
     context = {"backfillMaxConcurrency": concurrency} if concurrency else None
     warm = min(DEFAULT_WARM_WORKERS, concurrency or DEFAULT_WARM_WORKERS, len(files))
-    stack = _stack(state_dir)
+    stack = _ready_stack(state_dir)
     if stack is not None:
         if concurrency:
             _fail(f"--concurrency changes the synthesized stack, and a stack is up on {state_dir}: "
@@ -449,7 +456,9 @@ class _started:
                 _fail(str(error))
         raise AssertionError("unreachable")
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: Any, *_: object) -> None:
+        if exc_type is KeyboardInterrupt:
+            err.print("[yellow]interrupted: stopping the local stack this command started[/]")
         self.pipeline.stop()
 
 
@@ -469,6 +478,15 @@ def _stack(state_dir: Path) -> Any:
     for line in background.clean_stale(state_dir):
         err.print(f"[yellow]{line}[/]")
     return background.running_stack(state_dir)
+
+
+def _ready_stack(state_dir: Path) -> Any:
+    """The background stack to run on, if one is up; a stack still starting is an error."""
+    stack = _stack(state_dir)
+    if stack is not None and not stack.ready:
+        _fail(f"the local stack on {state_dir} is still starting (PID {stack.pid}, log {stack.log}): "
+              "run again once `airline-ingest local up` has returned")
+    return stack
 
 
 def _ignored_while_up(**options: Any) -> None:
@@ -622,6 +640,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    # Ctrl-C stops what the command started, also when a shell started it with SIGINT ignored (`&`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app()
 
 

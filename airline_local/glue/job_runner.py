@@ -189,7 +189,7 @@ class JobRunner:
         return all(pool.wait_ready(max(0.0, deadline - time.monotonic())) for pool in pools)
 
     def close(self) -> None:
-        """Stop the warm workers (a run in progress keeps its worker until it ends)."""
+        """Stop the warm workers (a run in progress is killed with its worker)."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
