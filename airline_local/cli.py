@@ -43,7 +43,7 @@ from airline_local.pipeline import (
     Upload,
     temporary_state_dir,
 )
-from airline_local.warehouse.postgres import PostgresError, PostgresServer
+from airline_local.warehouse.postgres import PostgresError, PostgresServer, check_port_free
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "bookings_sample.csv"
 DEFAULT_STATE_DIR = Path(".airline-local")
@@ -177,6 +177,13 @@ def local_run(
     if missing:
         _fail(f"no such file: {', '.join(missing)}", code=2)
     stack = _ready_stack(state_dir)
+    if stack is None:  # what fails in a moment first: the synth the rule check needs may take a while
+        try:
+            for port in (aws_port, warehouse_port):
+                if port is not None:
+                    check_port_free(port)
+        except KNOWN_ERRORS as error:
+            _fail(str(error))
     _check_rule_matches(state_dir, files)
     if stack is not None:
         _ignored_while_up(aws_port=aws_port, warehouse_port=warehouse_port, warm_workers=warm_workers,
