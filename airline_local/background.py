@@ -108,30 +108,44 @@ def clean_stale(state_dir: Path) -> list[str]:
     if info.alive:
         return []
     done = [f"the stack process {info.pid} of {state_dir} is gone: cleaning up after it"]
-    done += _end_leftovers(info)
+    done += _end_leftovers(info, Path(state_dir))
     path.unlink(missing_ok=True)
     (Path(state_dir) / "emulator" / "endpoint").unlink(missing_ok=True)
     return done
 
 
-def _end_leftovers(info: StackInfo) -> list[str]:
+def _end_leftovers(info: StackInfo, state_dir: Path) -> list[str]:
     done = []
-    if info.postgres_pid and process_start_time(info.postgres_pid) == info.postgres_start_time:
-        os.kill(info.postgres_pid, signal.SIGINT)  # PostgreSQL's fast shutdown
-        if _wait_gone(info.postgres_pid, 30):
-            done.append(f"stopped PostgreSQL (PID {info.postgres_pid})")
+    carrying = processes_with_token(info.token)
+    postgres = info.postgres_pid if info.postgres_pid and process_start_time(info.postgres_pid) == info.postgres_start_time \
+        else _postmaster_of(Path(state_dir) / "postgres", carrying)
+    if postgres:
+        os.kill(postgres, signal.SIGINT)  # PostgreSQL's fast shutdown: the next start needs no recovery
+        if _wait_gone(postgres, 30):
+            done.append(f"stopped PostgreSQL (PID {postgres})")
         else:
-            os.kill(info.postgres_pid, signal.SIGKILL)
-            done.append(f"killed PostgreSQL (PID {info.postgres_pid}): it did not stop in 30 s")
+            os.kill(postgres, signal.SIGKILL)
+            done.append(f"killed PostgreSQL (PID {postgres}): it did not stop in 30 s")
     left = processes_with_token(info.token)
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    for pid in left:
+        _wait_gone(pid, 10)
     if left:
         done.append(f"killed {len(left)} process(es) the stack had started (PIDs {', '.join(map(str, left))})")
     return done
+
+
+def _postmaster_of(data_dir: Path, candidates: list[int]) -> int | None:
+    """The PostgreSQL server of a data directory, if it is one of the candidates (the stack's)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pid if pid in candidates else None
 
 
 def processes_with_token(token: str) -> list[int]:
