@@ -25,7 +25,6 @@ from airline_local import background
 from airline_local.generator import write_csv
 
 CLI = [sys.executable, "-m", "airline_local.cli"]
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "bookings_sample.csv"
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +66,10 @@ def wait_until(condition, seconds: float, what: str) -> None:
 
 def postmaster_pid(state_dir: Path) -> int | None:
     try:
-        return int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        pid = int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return None
+    return pid if pid > 0 else None  # negative: initdb's single-user backend
 
 
 def wait_for_line(stderr: Path, text: str, process: subprocess.Popen, seconds: float = 300) -> None:
@@ -98,7 +98,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("loop-files")
     made = {"good": directory / "loop good.csv", "slow": directory / "loop slow.csv"}
     write_csv(made["good"], 40, seed=2401, bad_ratio=0.0)
-    write_csv(made["slow"], 3000, seed=2402, bad_ratio=0.0)
+    write_csv(made["slow"], 20000, seed=2402, bad_ratio=0.0)  # a job of several seconds: interrupted in it
     made["headless"] = directory / "loop-headless.csv"
     made["headless"].write_text("booking_id\nBK-1\n", encoding="utf-8")
     return made
@@ -184,7 +184,7 @@ def test_down_stops_every_process_and_the_history_stays(state_dir, files):
     assert "FAILED" in table.stdout and "SUCCEEDED" in table.stdout, table.stdout
 
 
-def test_a_killed_stack_is_cleaned_up_and_ctrl_c_stops_an_in_process_run(state_dir, tmp_path):
+def test_a_killed_stack_is_cleaned_up_and_ctrl_c_stops_an_in_process_run(state_dir, files, tmp_path):
     # A stack whose processes were killed with SIGKILL (the terminal that ran `up` too) while starting.
     up = subprocess.Popen([*CLI, "local", "up", "--state-dir", str(state_dir)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,20 +197,22 @@ def test_a_killed_stack_is_cleaned_up_and_ctrl_c_stops_an_in_process_run(state_d
     os.kill(info.pid, signal.SIGKILL)
     up.wait()
     wait_until(lambda: not alive(info.pid), 10, "the killed stack process gone")
-    assert all(alive(pid) for pid in left)  # what the killed stack leaves running
+    # What the killed stack leaves running: its PostgreSQL (an idle Spark worker may notice and exit).
+    assert alive(left[0])
 
     # `local run` notices, cleans up after it, and runs in its own process; Ctrl-C stops that one.
     stderr = tmp_path / "stderr"
     with stderr.open("w") as sink:
-        run = subprocess.Popen([*CLI, "local", "run", str(SAMPLE), "--state-dir", str(state_dir)],
+        run = subprocess.Popen([*CLI, "local", "run", str(files["slow"]), "--state-dir", str(state_dir)],
                                stdout=subprocess.DEVNULL, stderr=sink)
     wait_for_line(stderr, "is gone: cleaning up", run)
     wait_until(lambda: not any(alive(pid) for pid in left), 60, "the killed stack's processes gone")
     assert not background.stack_file(state_dir).exists()
     wait_for_line(stderr, "Run ETL job", run)
+    time.sleep(2)  # the job running in its Spark worker
     started = [*descendants(run.pid), postmaster_pid(state_dir)]
     assert len(started) >= 3, started  # its PostgreSQL, a Spark worker and its JVM
     run.send_signal(signal.SIGINT)
     assert run.wait(120) == 130, stderr.read_text()[-3000:]
-    wait_until(lambda: not any(alive(pid) for pid in started), 30,
-               f"every process the run started gone: {[p for p in started if alive(p)]}")
+    # Stopped before the command exits, not when the job would have ended (or noticed it was orphaned).
+    assert [pid for pid in started if alive(pid)] == []
