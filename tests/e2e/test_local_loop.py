@@ -96,8 +96,10 @@ def state_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("loop-files")
-    made = {"good": directory / "loop good.csv", "slow": directory / "loop slow.csv"}
+    made = {"good": directory / "loop good.csv", "medium": directory / "loop medium.csv",
+            "slow": directory / "loop slow.csv"}
     write_csv(made["good"], 40, seed=2401, bad_ratio=0.0)
+    write_csv(made["medium"], 3000, seed=2403, bad_ratio=0.0)
     write_csv(made["slow"], 20000, seed=2402, bad_ratio=0.0)  # a job of several seconds: interrupted in it
     made["headless"] = directory / "loop-headless.csv"
     made["headless"].write_text("booking_id\nBK-1\n", encoding="utf-8")
@@ -144,7 +146,7 @@ def test_ctrl_c_on_a_run_stops_its_execution_and_the_stack_stays_up(state_dir, f
     info = background.read_stack(state_dir)
     stderr = tmp_path / "stderr"
     with stderr.open("w") as sink:
-        run = subprocess.Popen([*CLI, "local", "run", str(files["slow"]), "--state-dir", str(state_dir)],
+        run = subprocess.Popen([*CLI, "local", "run", str(files["medium"]), "--state-dir", str(state_dir)],
                                stdout=subprocess.DEVNULL, stderr=sink)
     wait_for_line(stderr, "Run ETL job", run)
     run.send_signal(signal.SIGINT)
@@ -153,7 +155,7 @@ def test_ctrl_c_on_a_run_stops_its_execution_and_the_stack_stays_up(state_dir, f
 
     def aborted() -> bool:
         runs = json.loads(cli("local", "status", "--state-dir", str(state_dir), "--json").stdout)["runs"]
-        return any(Path(r["file"]).name == files["slow"].name and r["status"] == "ABORTED" for r in runs)
+        return any(Path(r["file"]).name == files["medium"].name and r["status"] == "ABORTED" for r in runs)
 
     wait_until(aborted, 60, "the interrupted run's execution ABORTED")
     assert background.read_stack(state_dir) == info and alive(info.pid)
@@ -179,7 +181,7 @@ def test_down_stops_every_process_and_the_history_stays(state_dir, files):
     assert by_file[files["good"].name]["rows"]["rows_read"] == 40 and by_file[files["good"].name]["seconds"] > 0
     assert by_file[files["headless"].name]["status"] == "FAILED"
     assert "missing required column(s)" in by_file[files["headless"].name]["error"]
-    assert by_file[files["slow"].name]["status"] == "ABORTED"
+    assert by_file[files["medium"].name]["status"] == "ABORTED"
     table = cli("local", "status", "--state-dir", str(state_dir), "--no-watch")
     assert "FAILED" in table.stdout and "SUCCEEDED" in table.stdout, table.stdout
 
@@ -191,8 +193,8 @@ def test_a_killed_stack_is_cleaned_up_and_ctrl_c_stops_an_in_process_run(state_d
     wait_until(lambda: background.read_stack(state_dir) is not None, 120, "the stack file")
     info = background.read_stack(state_dir)
     workers = lambda: [p for p in background.processes_with_token(info.token) if p != info.pid]  # noqa: E731
-    wait_until(lambda: postmaster_pid(state_dir) and len(workers()) >= 2, 300, "PostgreSQL and a Spark worker")
-    left = [postmaster_pid(state_dir), *workers()]
+    wait_until(lambda: postmaster_pid(state_dir) in workers(), 300, "its PostgreSQL")
+    left = [postmaster_pid(state_dir), *workers()]  # PostgreSQL, and what else had started
     up.kill()
     os.kill(info.pid, signal.SIGKILL)
     up.wait()
