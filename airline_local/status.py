@@ -146,7 +146,7 @@ def merge(warehouse: list[RunStatus], emulator: list[RunStatus], limit: int,
         earlier = runs.get(run.execution)
         if earlier is not None:
             run.rows = {**earlier.rows, **{k: v for k, v in run.rows.items() if v is not None}}
-            run.error = run.error or earlier.error
+            run.error = run.error or (earlier.error if earlier.status == run.status else None)
         runs[run.execution] = run
     for committed in warehouse:
         run = runs.get(committed.execution)
