@@ -294,10 +294,10 @@ class _Subscribers:
 
 def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int | None,
           warehouse_port: int | None) -> None:
-    stopping = threading.Event()
+    stopping, ready = threading.Event(), threading.Event()
 
     def on_signal(*_: object) -> None:
-        if not stopping.is_set() and pipeline.stack is None:  # still starting: abandon the start
+        if not stopping.is_set() and not ready.is_set():  # still starting: abandon the start
             stopping.set()
             raise KeyboardInterrupt
         stopping.set()
@@ -313,6 +313,8 @@ def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int 
     try:
         try:
             pipeline.start()
+            # Ready means warm: the first run on the stack does not wait for a JVM's start and warm-up.
+            pipeline.emulator.job_runner.wait_for_workers(START_TIMEOUT_SECONDS)
         except KeyboardInterrupt:
             return
         handler = type("Handler", (_ControlHandler,), {"pipeline": pipeline, "subscribers": subscribers})
@@ -325,6 +327,7 @@ def serve(state_dir: Path, *, warm_workers: int, iam_check: bool, aws_port: int 
             aws_endpoint=pipeline.emulator.endpoint_url, warehouse_port=pipeline.postgres.port,
             postgres_pid=postgres_pid, postgres_start_time=process_start_time(postgres_pid) if postgres_pid else None)
         _write_stack(state_dir, info)
+        ready.set()
         print(f"local stack up: control {info.control_url}, AWS emulator {info.aws_endpoint}, "
               f"PostgreSQL port {info.warehouse_port}", flush=True)
         while not stopping.wait(0.5):
