@@ -148,11 +148,15 @@ class LocalPipeline:
             self.cloud_assembly_dir = synthesize(self.state_dir / "cdk.out", self.context)
             assembly = _transformed(CloudAssembly.load(self.cloud_assembly_dir), self.template_transform)
             self.template = assembly.template
-            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
-            self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
                                      warm_workers=self.warm_workers, iam_check=self.iam_check)
             self.emulator.wait_time_scale = LOCAL_WAIT_TIME_SCALE
+            # The Glue jobs' warm Spark workers start their JVMs now, while PostgreSQL and the deploy
+            # take their seconds (the deploy registers the same jobs again: the workers stay).
+            for lid in assembly.template.resources_of_type("AWS::Glue::Job"):
+                self.emulator.job_runner.register_job(assembly.template.name_of(lid), job_spec(assembly, lid))
+            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
+            self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api

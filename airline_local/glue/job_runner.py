@@ -156,8 +156,10 @@ class JobRunner:
         if not Path(spec.script).is_file():
             raise FileNotFoundError(f"Glue job {name}: script {spec.script} does not exist")
         with self._lock:
+            unchanged = self._jobs.get(name) == spec and name in self._pools
             self._jobs[name] = spec
-        self._replace_pool(name, spec)
+        if not unchanged:  # the same job again (the deploy after an early start): its warm workers stay
+            self._replace_pool(name, spec)
 
     def use_warm_workers(self, count: int) -> None:
         """Change the number of warm workers per job (0: a fresh process per run) from now on."""
