@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -134,13 +135,14 @@ def local_up(
                                          aws_port=aws_port, warehouse_port=warehouse_port)
         except KNOWN_ERRORS as error:
             _fail(str(error))
-        err.print(f"local stack up on {state_dir} (PID {stack.pid})")
+        err.print(f"local stack up on {state_dir} (PID {stack.pid})", soft_wrap=True)
     elif not stack.ready:
         _fail(f"the local stack on {state_dir} is already starting (PID {stack.pid}, log {stack.log})")
     else:
-        err.print(f"the local stack is already up on {state_dir} (PID {stack.pid})")
+        err.print(f"the local stack is already up on {state_dir} (PID {stack.pid})", soft_wrap=True)
     err.print(f"  AWS emulator  {stack.aws_endpoint}\n  PostgreSQL    127.0.0.1:{stack.warehouse_port}\n"
-              f"  log           {stack.log}\nstop it with: airline-ingest local down --state-dir {state_dir}")
+              f"  log           {stack.log}\nstop it with: airline-ingest local down --state-dir {state_dir}",
+              soft_wrap=True)
 
 
 @local_app.command("down")
@@ -152,9 +154,10 @@ def local_down(state_dir: Path = StateDirOption) -> None:
     with err.status("Stopping the local stack..."):
         stopped = background.stop(state_dir)
     if stopped is None:
-        err.print(f"no local stack is running on {state_dir}")
+        err.print(f"no local stack is running on {state_dir}", soft_wrap=True)
     else:
-        err.print(f"local stack on {state_dir} stopped (PID {stopped.pid}); its warehouse and run history stay")
+        err.print(f"local stack on {state_dir} stopped (PID {stopped.pid}); its warehouse and run history stay",
+                  soft_wrap=True)
 
 
 @local_app.command("run")
@@ -307,23 +310,19 @@ def local_sql(
 
 def _parse_error(error: Exception, query: str) -> str:
     """The local warehouse's Redshift parser's refusal, pointing at the place (one paragraph)."""
-    from rich.markup import escape
-
     cause = getattr(error.__cause__, "errors", None)
     if not cause:  # not a syntax error (e.g. two statements): the message says it all
-        return escape(f"the local warehouse cannot run the query: {error}")
+        return f"the local warehouse cannot run the query: {error}"
     first = cause[0]
     line_number, column = first.get("line") or 1, first.get("col") or 1
     line = query.split("\n")[line_number - 1] if line_number <= query.count("\n") + 1 else ""
-    return escape("\n".join([
+    return "\n".join([
         f"the query is not Redshift SQL the local warehouse can parse: {first.get('description')}",
-        f"at line {line_number}, column {column}:", f"  {line}", "  " + " " * max(column - 1, 0) + "^"]))
+        f"at line {line_number}, column {column}:", f"  {line}", "  " + " " * max(column - 1, 0) + "^"])
 
 
 def _database_error(error: Any, query: str) -> str:
     """PostgreSQL's own message, and where in the query it points (one paragraph, no traceback)."""
-    from rich.markup import escape
-
     diag = error.diag
     message = diag.message_primary or str(error).strip()
     lines = [f"the warehouse refused the query: {message}" + (f" ({diag.sqlstate})" if diag.sqlstate else "")]
@@ -341,7 +340,7 @@ def _database_error(error: Any, query: str) -> str:
     for extra in (diag.message_detail, diag.message_hint):
         if extra:
             lines.append(extra)
-    return escape("\n".join(lines))
+    return "\n".join(lines)
 
 
 @local_app.command("status")
@@ -483,7 +482,7 @@ def _stack(state_dir: Path) -> Any:
     from airline_local import background
 
     for line in background.clean_stale(state_dir):
-        err.print(f"[yellow]{line}[/]")
+        err.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
     return background.running_stack(state_dir)
 
 
@@ -642,7 +641,9 @@ def _json_default(value: Any) -> Any:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Unwrapped (a path or an error stays whole, to copy or grep, whatever the terminal's width)
+    # and escaped (an error's own "[...]" is not markup).
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 

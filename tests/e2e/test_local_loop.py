@@ -29,10 +29,11 @@ CLI = [sys.executable, "-m", "airline_local.cli"]
 pytestmark = pytest.mark.slow
 
 
+WIDE = {**os.environ, "COLUMNS": "200"}  # wide enough that the status table's words are not cut
+
+
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    # Wide enough that the status table's words are not cut.
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False, env=WIDE)
 
 
 def alive(pid: int | None) -> bool:
@@ -147,7 +148,7 @@ def test_ctrl_c_on_a_run_stops_its_execution_and_the_stack_stays_up(state_dir, f
     stderr = tmp_path / "stderr"
     with stderr.open("w") as sink:
         run = subprocess.Popen([*CLI, "local", "run", str(files["medium"]), "--state-dir", str(state_dir)],
-                               stdout=subprocess.DEVNULL, stderr=sink)
+                               stdout=subprocess.DEVNULL, stderr=sink, env=WIDE)
     wait_for_line(stderr, "Run ETL job", run)
     run.send_signal(signal.SIGINT)
     assert run.wait(60) == 130
@@ -206,7 +207,7 @@ def test_a_killed_stack_is_cleaned_up_and_ctrl_c_stops_an_in_process_run(state_d
     stderr = tmp_path / "stderr"
     with stderr.open("w") as sink:
         run = subprocess.Popen([*CLI, "local", "run", str(files["slow"]), "--state-dir", str(state_dir)],
-                               stdout=subprocess.DEVNULL, stderr=sink)
+                               stdout=subprocess.DEVNULL, stderr=sink, env=WIDE)
     wait_for_line(stderr, "is gone: cleaning up", run)
     wait_until(lambda: not any(alive(pid) for pid in left), 60, "the killed stack's processes gone")
     assert not background.stack_file(state_dir).exists()
