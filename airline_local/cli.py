@@ -1,6 +1,7 @@
 """`airline-ingest`: the local pipeline from the command line.
 
     airline-ingest demo                          the bundled sample, end to end, explained
+    airline-ingest local up / down               keep the local stack running in the background
     airline-ingest local run FILE [FILE ...]     upload files, wait for their executions
     airline-ingest local backfill DIR_OR_FILES   ingest many files with one backfill execution
     airline-ingest local sql "SELECT ..."        query the local warehouse
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -42,7 +44,7 @@ from airline_local.pipeline import (
     Upload,
     temporary_state_dir,
 )
-from airline_local.warehouse.postgres import PostgresError, PostgresServer
+from airline_local.warehouse.postgres import PostgresError, PostgresServer, check_port_free
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sample" / "bookings_sample.csv"
 DEFAULT_STATE_DIR = Path(".airline-local")
@@ -102,13 +104,60 @@ def demo(
     directory = temporary_state_dir("airline-demo-") if state_dir is None else nullcontext(state_dir)
     with directory as chosen, _started(chosen, show_emails=True, warm_workers=1,
                                            iam_check=not no_iam_check) as pipeline:
-        results = _run_with_progress(pipeline, [SAMPLE_FILE], concurrent=False)
+        results = _run_with_progress(_in_process(pipeline, [SAMPLE_FILE], concurrent=False), [SAMPLE_FILE])
         for result in results:
             _print_result(result)
         for title, query in DEMO_QUERIES.items():
             columns, rows = pipeline.query(query)
             _print_table(title, columns, rows)
     raise typer.Exit(0 if all(r.status == "SUCCEEDED" for r in results) else 1)
+
+
+@local_app.command("up")
+def local_up(
+    state_dir: Path = StateDirOption,
+    warm_workers: int = typer.Option(DEFAULT_WARM_WORKERS, "--warm-workers", min=0, help="Spark workers kept warm "
+                                     "for the Glue job, also the most job runs at once."),
+    aws_port: Optional[int] = AwsPortOption,
+    warehouse_port: Optional[int] = WarehousePortOption,
+    no_iam_check: bool = NoIamCheckOption,
+) -> None:
+    """Start the local stack in the background; `local run`, `backfill`, `sql` and `status` on this
+    state directory use it until `local down`."""
+    from airline_local import background
+
+    stack = _stack(state_dir)
+    if stack is None:
+        os.environ.setdefault(SYNTH_CACHE_ENV, str(user_synth_cache()))
+        try:
+            with err.status("Starting the local stack in the background (synth, PostgreSQL, AWS emulator)..."):
+                stack = background.start(state_dir, warm_workers=warm_workers, iam_check=not no_iam_check,
+                                         aws_port=aws_port, warehouse_port=warehouse_port)
+        except KNOWN_ERRORS as error:
+            _fail(str(error))
+        err.print(f"local stack up on {state_dir} (PID {stack.pid})", soft_wrap=True)
+    elif not stack.ready:
+        _fail(f"the local stack on {state_dir} is already starting (PID {stack.pid}, log {stack.log})")
+    else:
+        err.print(f"the local stack is already up on {state_dir} (PID {stack.pid})", soft_wrap=True)
+    err.print(f"  AWS emulator  {stack.aws_endpoint}\n  PostgreSQL    127.0.0.1:{stack.warehouse_port}\n"
+              f"  log           {stack.log}\nstop it with: airline-ingest local down --state-dir {state_dir}",
+              soft_wrap=True)
+
+
+@local_app.command("down")
+def local_down(state_dir: Path = StateDirOption) -> None:
+    """Stop the background local stack of a state directory and everything it started."""
+    from airline_local import background
+
+    _stack(state_dir)
+    with err.status("Stopping the local stack..."):
+        stopped = background.stop(state_dir)
+    if stopped is None:
+        err.print(f"no local stack is running on {state_dir}", soft_wrap=True)
+    else:
+        err.print(f"local stack on {state_dir} stopped (PID {stopped.pid}); its warehouse and run history stay",
+                  soft_wrap=True)
 
 
 @local_app.command("run")
@@ -130,11 +179,31 @@ def local_run(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         _fail(f"no such file: {', '.join(missing)}", code=2)
-    if warm_workers is None:
-        warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
-    with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers, iam_check=not no_iam_check,
-                  aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
-        results = _run_with_progress(pipeline, files, concurrent=concurrent, timeout=timeout, quiet=as_json)
+    stack = _ready_stack(state_dir)
+    if stack is None:  # what fails in a moment first: the synth the rule check needs may take a while
+        try:
+            for port in (aws_port, warehouse_port):
+                if port is not None:
+                    check_port_free(port)
+        except KNOWN_ERRORS as error:
+            _fail(str(error))
+    _check_rule_matches(state_dir, files)
+    if stack is not None:
+        _ignored_while_up(aws_port=aws_port, warehouse_port=warehouse_port, warm_workers=warm_workers,
+                          no_iam_check=no_iam_check or None)
+        try:
+            results = _run_with_progress(_on_stack(stack, files, concurrent=concurrent, timeout=timeout,
+                                                   show_emails=not as_json), files, quiet=as_json)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: the local stack stops the executions this command started[/]")
+            raise typer.Exit(130) from None
+    else:
+        if warm_workers is None:
+            warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
+        with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers, iam_check=not no_iam_check,
+                      aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+            results = _run_with_progress(_in_process(pipeline, files, concurrent=concurrent, timeout=timeout),
+                                         files, quiet=as_json)
     if as_json:
         print(json.dumps({"runs": [r.as_json() for r in results]}, default=_json_default))
     else:
@@ -166,13 +235,31 @@ def local_backfill(
         _fail(str(error), code=2)
     context = {"backfillMaxConcurrency": concurrency} if concurrency else None
     warm = min(DEFAULT_WARM_WORKERS, concurrency or DEFAULT_WARM_WORKERS, len(files))
-    with _started(state_dir, show_emails=not as_json, warm_workers=warm, context=context,
-                  iam_check=not no_iam_check, aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+    stack = _ready_stack(state_dir)
+    if stack is not None:
+        if concurrency:
+            _fail(f"--concurrency changes the synthesized stack, and a stack is up on {state_dir}: "
+                  f"run `airline-ingest local down --state-dir {state_dir}` first, or leave it out", code=2)
+        _ignored_while_up(aws_port=aws_port, warehouse_port=warehouse_port, no_iam_check=no_iam_check or None)
+        from airline_local import background
+        from airline_local.backfill import BackfillFile, BackfillResult
+
         try:
-            with nullcontext() if as_json else err.status(f"Backfilling {len(files)} file(s)..."):
-                result = run_backfill(pipeline, files, timeout=timeout)
+            with nullcontext() if as_json else err.status(f"Backfilling {len(files)} file(s) on the running stack..."):
+                document = background.request(stack, "/backfill", {
+                    "files": [str(f.resolve()) for f in files], "timeout": timeout},
+                    _on_stack_event(show_emails=not as_json))["backfill"]
         except KNOWN_ERRORS as error:
             _fail(str(error))
+        result = BackfillResult(**{**document, "files": [BackfillFile(**f) for f in document["files"]]})
+    else:
+        with _started(state_dir, show_emails=not as_json, warm_workers=warm, context=context,
+                      iam_check=not no_iam_check, aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+            try:
+                with nullcontext() if as_json else err.status(f"Backfilling {len(files)} file(s)..."):
+                    result = run_backfill(pipeline, files, timeout=timeout)
+            except KNOWN_ERRORS as error:
+                _fail(str(error))
     if as_json:
         print(json.dumps(result.as_json(), default=_json_default))
     else:
@@ -190,25 +277,70 @@ def local_backfill(
 
 @local_app.command("sql")
 def local_sql(
-    query: str = typer.Argument(..., help="SQL to run on the local warehouse (PostgreSQL)."),
+    query: str = typer.Argument(..., help="SQL to run on the local warehouse (PostgreSQL); - reads it from stdin."),
     state_dir: Path = StateDirOption,
     as_json: bool = typer.Option(False, "--json", help="Print {\"columns\": [...], \"rows\": [[...]]}."),
 ) -> None:
     """Run a query on the local warehouse of a state directory."""
+    import psycopg
+
+    if query == "-":
+        query = sys.stdin.read()
     data_dir = state_dir / "postgres"
     if not data_dir.is_dir():
         _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
+    _stack(state_dir)  # a stack left by a killed process: cleaned up, not its PostgreSQL reused
     from airline_local.warehouse.statements import Warehouse  # imported late: psycopg is the only need here
+    from airline_local.warehouse.redshift_sql import RedshiftSqlError
 
     try:
         with PostgresServer(data_dir) as server:
             columns, rows = Warehouse(server.dsn, read_object=None).query(query)
+    except psycopg.Error as error:
+        _fail(_database_error(error, query))
+    except RedshiftSqlError as error:
+        _fail(_parse_error(error, query))
     except KNOWN_ERRORS as error:
         _fail(str(error))
     if as_json:
         print(json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=_json_default))
     else:
         _print_table(None, columns, rows, console=Console())
+
+
+def _parse_error(error: Exception, query: str) -> str:
+    """The local warehouse's Redshift parser's refusal, pointing at the place (one paragraph)."""
+    cause = getattr(error.__cause__, "errors", None)
+    if not cause:  # not a syntax error (e.g. two statements): the message says it all
+        return f"the local warehouse cannot run the query: {error}"
+    first = cause[0]
+    line_number, column = first.get("line") or 1, first.get("col") or 1
+    line = query.split("\n")[line_number - 1] if line_number <= query.count("\n") + 1 else ""
+    return "\n".join([
+        f"the query is not Redshift SQL the local warehouse can parse: {first.get('description')}",
+        f"at line {line_number}, column {column}:", f"  {line}", "  " + " " * max(column - 1, 0) + "^"])
+
+
+def _database_error(error: Any, query: str) -> str:
+    """PostgreSQL's own message, and where in the query it points (one paragraph, no traceback)."""
+    diag = error.diag
+    message = diag.message_primary or str(error).strip()
+    lines = [f"the warehouse refused the query: {message}" + (f" ({diag.sqlstate})" if diag.sqlstate else "")]
+    if diag.statement_position:
+        # The position counts characters of the query as sent (Redshift SQL translated for PostgreSQL).
+        from airline_local.warehouse.redshift_sql import to_postgres
+
+        sent = to_postgres(query)
+        position = int(diag.statement_position)
+        line_number = sent.count("\n", 0, position - 1) + 1
+        line_start = sent.rfind("\n", 0, position - 1) + 1
+        line = sent.split("\n")[line_number - 1]
+        lines.append(f"at character {position} (line {line_number}):")
+        lines += [f"  {line}", "  " + " " * (position - 1 - line_start) + "^"]
+    for extra in (diag.message_detail, diag.message_hint):
+        if extra:
+            lines.append(extra)
+    return "\n".join(lines)
 
 
 @local_app.command("status")
@@ -230,6 +362,7 @@ def local_status(
         _fail(f"no local warehouse in {state_dir}: run `airline-ingest local run FILE --state-dir {state_dir}` first")
     from airline_local.warehouse.statements import Warehouse
 
+    _stack(state_dir)  # a stack left by a killed process: cleaned up, not its PostgreSQL reused
     endpoint = run_status.emulator_endpoint(state_dir)
     client = None
     if endpoint:
@@ -274,7 +407,7 @@ def local_status(
     except KNOWN_ERRORS as error:
         _fail(str(error))
     if not endpoint:
-        err.print("[dim]no local pipeline is running on this state directory: committed loads only[/]")
+        err.print("[dim]no local pipeline is running on this state directory: the run history and committed loads[/]")
 
 
 def _status_table(runs: list) -> Table:
@@ -329,7 +462,9 @@ class _started:
                 _fail(str(error))
         raise AssertionError("unreachable")
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: Any, *_: object) -> None:
+        if exc_type is KeyboardInterrupt:
+            err.print("[yellow]interrupted: stopping the local stack this command started[/]")
         self.pipeline.stop()
 
 
@@ -341,18 +476,90 @@ def user_synth_cache() -> Path:
     return cache
 
 
-def _run_with_progress(pipeline: LocalPipeline, files: list[Path], *, concurrent: bool,
-                       timeout: float = 600, quiet: bool = False) -> list[RunResult]:
+def _stack(state_dir: Path) -> Any:
+    """The background stack running on this state directory (airline_local.background), if any;
+    one a killed process left behind is cleaned up first, saying so."""
+    from airline_local import background
+
+    for line in background.clean_stale(state_dir):
+        err.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+    return background.running_stack(state_dir)
+
+
+def _ready_stack(state_dir: Path) -> Any:
+    """The background stack to run on, if one is up; a stack still starting is an error."""
+    stack = _stack(state_dir)
+    if stack is not None and not stack.ready:
+        _fail(f"the local stack on {state_dir} is still starting (PID {stack.pid}, log {stack.log}): "
+              "run again once `airline-ingest local up` has returned")
+    return stack
+
+
+def _ignored_while_up(**options: Any) -> None:
+    given = [name.replace("_", "-") for name, value in options.items() if value is not None]
+    if given:
+        err.print(f"[yellow]the local stack is up: --{', --'.join(given)} ignored (they are `local up`'s)[/]")
+
+
+def _check_rule_matches(state_dir: Path, files: list[Path]) -> None:
+    """Refuse at once a file the EventBridge rule would ignore (the synthesized template's filter)."""
+    from airline_local.local_stack import CloudAssembly, synthesize
+    from airline_local.pipeline import LOCAL_CONTEXT, RAW_PREFIX
+    from airline_local.upload_rule import refusal
+
+    os.environ.setdefault(SYNTH_CACHE_ENV, str(user_synth_cache()))
+    try:
+        template = CloudAssembly.load(synthesize(Path(state_dir).resolve() / "cdk.out", LOCAL_CONTEXT)).template
+    except KNOWN_ERRORS as error:
+        _fail(str(error))
+    refused = [r for r in (refusal(template, RAW_PREFIX + f.name) for f in files) if r]
+    if refused:
+        _fail("; ".join(refused), code=2)
+
+
+Runner = Any  # Callable[[on_state(key, file name, state)], list[RunResult]]
+
+
+def _in_process(pipeline: LocalPipeline, files: list[Path], *, concurrent: bool, timeout: float = 600) -> Runner:
+    def run(on_state: Any) -> list[RunResult]:
+        return pipeline.run(files, concurrent=concurrent, timeout=timeout,
+                            on_state=lambda upload, _event, state: on_state(upload.key, upload.file.name, state))
+    return run
+
+
+def _on_stack_event(*, show_emails: bool, on_state: Any = None) -> Any:
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "state" and on_state is not None:
+            on_state(event["key"], Path(event["file"]).name, event["state"])
+        elif event["event"] == "note":
+            err.print(f"[cyan]{event['message']}[/]")
+        elif event["event"] == "email" and show_emails:
+            _print_email(Path(event["path"]))
+    return on_event
+
+
+def _on_stack(stack: Any, files: list[Path], *, concurrent: bool, timeout: float, show_emails: bool) -> Runner:
+    from airline_local import background
+
+    def run(on_state: Any) -> list[RunResult]:
+        final = background.request(stack, "/run", {
+            "files": [str(f.resolve()) for f in files], "concurrent": concurrent, "timeout": timeout},
+            _on_stack_event(show_emails=show_emails, on_state=on_state))
+        return [RunResult(**r) for r in final["runs"]]
+    return run
+
+
+def _run_with_progress(runner: Runner, files: list[Path], *, quiet: bool = False) -> list[RunResult]:
     """Run the files while a live table shows each execution's current state."""
     progress: dict[str, tuple[str, float]] = {}
     started = time.monotonic()
     lock = threading.Lock()
 
-    def on_state(upload: Upload, _event: str, state: str) -> None:
+    def on_state(key: str, name: str, state: str) -> None:
         with lock:
-            progress[upload.key] = (state, time.monotonic() - started)
+            progress[key] = (state, time.monotonic() - started)
         if not quiet:
-            err.print(f"  [dim]{time.monotonic() - started:6.1f}s[/]  {upload.file.name}: {state}")
+            err.print(f"  [dim]{time.monotonic() - started:6.1f}s[/]  {name}: {state}")
 
     def table() -> Table:
         view = Table(title="Executions", expand=False)
@@ -366,15 +573,25 @@ def _run_with_progress(pipeline: LocalPipeline, files: list[Path], *, concurrent
 
     try:
         if quiet:
-            return pipeline.run(files, concurrent=concurrent, timeout=timeout, on_state=on_state)
+            return runner(on_state)
         with Live(table(), console=err, refresh_per_second=4, transient=True) as live:
             done: list[RunResult] = []
-            worker = threading.Thread(target=lambda: done.extend(
-                pipeline.run(files, concurrent=concurrent, timeout=timeout, on_state=on_state)))
+            failed: list[BaseException] = []
+
+            def work() -> None:
+                try:
+                    done.extend(runner(on_state))
+                except Exception as error:  # shown by the main thread
+                    failed.append(error)
+
+            # A daemon: after Ctrl-C, the stop of what this command started ends it, not the other way round.
+            worker = threading.Thread(target=work, daemon=True)
             worker.start()
             while worker.is_alive():
                 live.update(table())
                 worker.join(0.25)
+            if failed:
+                raise failed[0]
             if len(done) != len(files):
                 raise PipelineError("the run stopped early: see the messages above")
             return done
@@ -431,6 +648,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    # Ctrl-C stops what the command started, also when a shell started it with SIGINT ignored (`&`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app()
 
 

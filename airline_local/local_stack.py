@@ -376,13 +376,21 @@ def _create_job(assembly: CloudAssembly, lid: str, glue: Any, job_runner: JobRun
         **_present(props, "GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "ExecutionProperty",
                    "ExecutionClass", "MaxRetries", "JobRunQueuingEnabled"),
     )
-    job_runner.register_job(name, JobSpec(
+    job_runner.register_job(name, job_spec(assembly, lid))
+    return name
+
+
+def job_spec(assembly: CloudAssembly, lid: str) -> JobSpec:
+    """What the job runner runs for the Glue job `lid`: its script and extra files (the assembly's
+    asset files) and its script arguments."""
+    props = assembly.template.properties(lid)
+    arguments: dict[str, str] = {k: str(v) for k, v in props.get("DefaultArguments", {}).items()}
+    return JobSpec(
         script=assembly.asset_path(props["Command"]["ScriptLocation"]),
         extra_py_files=_asset_list(assembly, arguments.get("--extra-py-files")),
         extra_files=_asset_list(assembly, arguments.get("--extra-files")),
         default_arguments={k: v for k, v in arguments.items() if k not in GLUE_SYSTEM_ARGUMENTS},
-    ))
-    return name
+    )
 
 
 def _asset_list(assembly: CloudAssembly, comma_separated: str | None) -> list[Path]:

@@ -22,14 +22,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from airline_local import history
 from airline_local.aws.cfn import Template
 from airline_local.aws.emulator import Emulator
 from airline_local.aws.patches.runtime import RUNTIME
-from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, synthesize
+from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, job_spec, synthesize
 from airline_local.custom_resources import function_session_client
 from airline_local.glue.job_runner import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
@@ -147,11 +149,15 @@ class LocalPipeline:
             self.cloud_assembly_dir = synthesize(self.state_dir / "cdk.out", self.context)
             assembly = _transformed(CloudAssembly.load(self.cloud_assembly_dir), self.template_transform)
             self.template = assembly.template
-            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
-            self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
                                      warm_workers=self.warm_workers, iam_check=self.iam_check)
             self.emulator.wait_time_scale = LOCAL_WAIT_TIME_SCALE
+            # The Glue jobs' warm Spark workers start their JVMs now, while PostgreSQL and the deploy
+            # take their seconds (the deploy registers the same jobs again: the workers stay).
+            for lid in assembly.template.resources_of_type("AWS::Glue::Job"):
+                self.emulator.job_runner.register_job(assembly.template.name_of(lid), job_spec(assembly, lid))
+            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
+            self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
             self.emulator.data_api = self.data_api
@@ -188,6 +194,34 @@ class LocalPipeline:
         self.iam = self.emulator.start_iam_check(assembly.template)  # type: ignore[union-attr]
         return self.iam
 
+    def update_job_files(self) -> list[str]:
+        """Deploy what changed in the app since the start, when only the Glue jobs' files changed
+        (their script and --extra-* assets: a change to the Glue script or its modules), as `cdk
+        deploy` would update the jobs: their next runs run the new files. Re-synthesizes (the cache
+        answers at once when nothing changed). Any other change of the template needs a new stack:
+        PipelineError. Returns the names of the jobs updated."""
+        self._require_stack()
+        out_dir = synthesize(self.state_dir / "cdk.out", self.context)
+        assembly = _transformed(CloudAssembly.load(out_dir), self.template_transform)
+        deployed = self.template
+        if deployed is None or assembly.template.body == deployed.body:
+            return []
+        if _without_job_files(assembly.template.body) != _without_job_files(deployed.body):
+            raise PipelineError(
+                "the synthesized template changed beyond the Glue job's files (script, --extra-py-files, "
+                "--extra-files) since this stack was deployed: restart it (`airline-ingest local down`, "
+                "then `local up`) to deploy the change")
+        updated = []
+        for lid in assembly.template.resources_of_type("AWS::Glue::Job"):
+            if assembly.template.resources[lid] != deployed.resources.get(lid):
+                name = assembly.template.name_of(lid)
+                self.emulator.job_runner.register_job(name, job_spec(assembly, lid))  # type: ignore[union-attr]
+                updated.append(name)
+        self.cloud_assembly_dir, self.template = out_dir, assembly.template
+        if self.iam_check:
+            self.iam = self.emulator.start_iam_check(assembly.template)  # type: ignore[union-attr]
+        return updated
+
     def stop(self) -> None:
         if self.data_api is not None:
             self.data_api.close()
@@ -213,6 +247,7 @@ class LocalPipeline:
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing:
             raise PipelineError(f"no such file: {', '.join(missing)}")
+        self.check_rule_matches(files)
         if not concurrent:
             return [self.wait(self.upload(f), timeout=timeout, on_state=on_state) for f in files]
         uploads = [self.upload(f) for f in files]
@@ -228,6 +263,15 @@ class LocalPipeline:
             thread.join()
         return [r for r in results if r is not None]
 
+    def check_rule_matches(self, files: Sequence[Path]) -> None:
+        """Refuse, before any upload, a file the template's EventBridge rule would ignore."""
+        from airline_local.upload_rule import refusal
+
+        if self.template is not None:
+            refused = [r for r in (refusal(self.template, RAW_PREFIX + Path(f).name) for f in files) if r]
+            if refused:
+                raise PipelineError("; ".join(refused))
+
     def upload(self, file: Path, key: str | None = None) -> Upload:
         stack = self._require_stack()
         key = key or RAW_PREFIX + Path(file).name
@@ -236,14 +280,32 @@ class LocalPipeline:
         return Upload(Path(file), key, uploaded_at)
 
     def wait(self, upload: Upload, *, timeout: float = 600, on_state: StateCallback | None = None) -> RunResult:
-        """Follow the execution this upload started until it ends."""
+        """Follow the execution this upload started until it ends; record it in the run history."""
+        result = self._follow(upload, timeout=timeout, on_state=on_state)
+        self._record(upload, result)
+        return result
+
+    def _record(self, upload: Upload, result: RunResult) -> None:
+        from airline_local.status import ROW_FIELDS
+
+        history.record(self.state_dir, {
+            "execution": result.execution_name or f"not-started:{upload.key}@{upload.uploaded_at:.3f}",
+            "file": result.file, "status": result.status, "error": result.error,
+            "rows": {name: (result.summary or {}).get(name) for name in ROW_FIELDS},
+            "started_at": datetime.fromtimestamp(upload.uploaded_at, timezone.utc).isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "seconds": result.seconds, "state_machine": self.stack.state_machine_arn.rsplit(":", 1)[-1]
+            if self.stack else None})
+
+    def _follow(self, upload: Upload, *, timeout: float, on_state: StateCallback | None) -> RunResult:
         sfn = self.emulator.client("stepfunctions")  # type: ignore[union-attr]
         started = time.monotonic()
         execution = self._find_execution(upload, sfn, timeout)
         if execution is None:
             denied = "".join(f"; {d.describe()}" for d in self._denials_for(upload))
             return RunResult(str(upload.file), upload.key, None, "NOT_STARTED", None, None,
-                             f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}{denied}")
+                             f"no execution started for s3://{self.stack.raw_bucket}/{upload.key}{denied}",
+                             seconds=round(time.monotonic() - started, 2))
         seen_events = 0
         states: list[str] = []
         history_read_at = float("-inf")
@@ -378,6 +440,18 @@ def _transformed(assembly: CloudAssembly,
     transform(body)  # edits in place; what it returns is ignored
     template = assembly.template
     return replace(assembly, template=Template(body, region=template.region, stack_name=template.stack_name))
+
+
+def _without_job_files(body: dict[str, Any]) -> dict[str, Any]:
+    """The template less the Glue jobs' asset references (what a change to the job's files changes)."""
+    body = copy.deepcopy(body)
+    for resource in body.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::Glue::Job":
+            properties = resource.get("Properties", {})
+            properties.get("Command", {}).pop("ScriptLocation", None)
+            for argument in ("--extra-py-files", "--extra-files"):
+                properties.get("DefaultArguments", {}).pop(argument, None)
+    return body
 
 
 def _body(message: EmailMessage) -> str:

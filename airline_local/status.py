@@ -1,6 +1,8 @@
 """`airline-ingest local status`: what the local pipeline of a state directory did and is doing.
 
-Two sources, joined on the execution name (= the run's execution_id):
+Three sources, joined on the execution name (= the run's execution_id):
+- the state directory's run history (airline_local.history: every execution a local run followed,
+  succeeded, failed or not started, kept after the stack stops);
 - the warehouse's `airline.ingestion_runs` (every committed load, kept between invocations);
 - the emulator's executions, when a local pipeline is running on the state directory (its
   endpoint is in `<state dir>/emulator/endpoint` while it runs): runs in progress with their
@@ -16,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airline_local import history
 from glue_scripts.bookings_metrics import ROW_METRICS
 
 # Rows by outcome, as the run summary and ingestion_runs name them (bookings_metrics is their
@@ -127,19 +130,32 @@ def _summary(s3: Any, execution_input: Mapping[str, Any], execution: str) -> dic
     return json.loads(body)
 
 
-def merge(warehouse: list[RunStatus], emulator: list[RunStatus], limit: int) -> list[RunStatus]:
-    """One row per execution, newest first: the emulator's view (state, errors) filled with the
-    warehouse's committed counts; loads from earlier sessions from the warehouse alone."""
-    by_execution = {run.execution: run for run in warehouse}
-    merged = []
-    for run in emulator:
-        committed = by_execution.pop(run.execution, None)
-        if committed is not None:
-            run.rows = {k: v if v is not None else run.rows.get(k) for k, v in committed.rows.items()}
-            run.file = committed.file
-        merged.append(run)
-    merged.extend(by_execution.values())
-    merged.sort(key=lambda r: r.started_at or "", reverse=True)
+def history_runs(entries: Iterable[Mapping[str, Any]]) -> list[RunStatus]:
+    """RunStatus of each entry of the run history (airline_local.history)."""
+    known = set(RunStatus.__dataclass_fields__)
+    return [RunStatus(**{k: v for k, v in entry.items() if k in known}) for entry in entries]
+
+
+def merge(warehouse: list[RunStatus], emulator: list[RunStatus], limit: int,
+          history: Iterable[RunStatus] = ()) -> list[RunStatus]:
+    """One row per execution, newest first: the emulator's view (state, errors), else the run
+    history's, filled with the warehouse's committed counts; loads from earlier sessions from the
+    warehouse alone."""
+    runs: dict[str, RunStatus] = {}
+    for run in [*history, *emulator]:  # the emulator's view of an execution is the newer one
+        earlier = runs.get(run.execution)
+        if earlier is not None:
+            run.rows = {**earlier.rows, **{k: v for k, v in run.rows.items() if v is not None}}
+            run.error = run.error or (earlier.error if earlier.status == run.status else None)
+        runs[run.execution] = run
+    for committed in warehouse:
+        run = runs.get(committed.execution)
+        if run is None:
+            runs[committed.execution] = committed
+            continue
+        run.rows = {k: v if v is not None else run.rows.get(k) for k, v in committed.rows.items()}
+        run.file = committed.file
+    merged = sorted(runs.values(), key=lambda r: r.started_at or "", reverse=True)
     return merged[:limit]
 
 
@@ -150,9 +166,9 @@ def in_progress(runs: Iterable[RunStatus]) -> bool:
 def collect(state_dir: Path, *, limit: int = 20,
             query: Callable[[str], tuple[list[str], list[tuple[Any, ...]]]] | None = None,
             client: Callable[[str], Any] | None = None) -> list[RunStatus]:
-    """The status rows of a state directory (the warehouse through `query`, the emulator through
-    `client` when one is running there)."""
+    """The status rows of a state directory (its run history, the warehouse through `query`, the
+    emulator through `client` when one is running there)."""
     warehouse = warehouse_runs(*query(
         f"SELECT * FROM airline.ingestion_runs ORDER BY started_at DESC LIMIT {int(limit)}")) if query else []
     emulator = emulator_runs(client, limit) if client else []
-    return merge(warehouse, emulator, limit)
+    return merge(warehouse, emulator, limit, history_runs(history.entries(state_dir)))

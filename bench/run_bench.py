@@ -9,7 +9,9 @@ In one run, on generated files (fixed seed, 1% bad rows):
 4. scaling: rows/s at the largest size against 1M rows, peak job memory by rows;
 5. the stage phase against a bare Spark CSV -> Parquet job, at local[2] and local[1]
    (bench.stage), and the emulated COPY against a plain text COPY (bench.copy_path);
-6. results as JSON and a PNG chart in bench/results/, and the table on stdout.
+6. the developer loop (bench.loop): a first `local run` in a fresh state directory, re-runs on a
+   stack kept up by `local up`;
+7. results as JSON and a PNG chart in bench/results/, and the table on stdout.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="runs of the emulated vs plain COPY comparison (best kept); 0 skips it")
     parser.add_argument("--crawler-uploads", type=int, default=crawler.DEFAULT_UPLOADS,
                         help="uploads of the per-upload crawl comparison, 1st vs last (bench.crawler); 0 skips it")
+    parser.add_argument("--loop-runs", type=int, default=3,
+                        help="re-runs of the sample on a running `local up` stack, after a first `local run` "
+                        "in a fresh state dir (bench.loop); 0 skips it")
     parser.add_argument("--iam-overhead-runs", type=int, default=3,
                         help="measured runs per mode of the IAM check on/off latency (bench.iam_overhead); 0 skips it")
     args = parser.parse_args(argv)
@@ -178,6 +183,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.iam_overhead_runs > 0:  # issue 12: latency with the IAM check on vs off
         document["iam_overhead"] = iam_overhead.measure(args.latency_rows, args.iam_overhead_runs, rounds=2)
         _say(iam_overhead.format_summary(document["iam_overhead"]))
+    if args.loop_runs > 0:  # issue 24: the developer loop, `airline-ingest` commands in their own processes
+        from bench import loop
+
+        document["loop"] = loop.run(args.loop_runs)
+        _say(loop.format_summary(document["loop"]))
     document["machine"]["load_average_after"] = throughput.load_average()
     document["targets"] = report.targets(document)
     return document

@@ -156,8 +156,10 @@ class JobRunner:
         if not Path(spec.script).is_file():
             raise FileNotFoundError(f"Glue job {name}: script {spec.script} does not exist")
         with self._lock:
+            unchanged = self._jobs.get(name) == spec and name in self._pools
             self._jobs[name] = spec
-        self._replace_pool(name, spec)
+        if not unchanged:  # the same job again (the deploy after an early start): its warm workers stay
+            self._replace_pool(name, spec)
 
     def use_warm_workers(self, count: int) -> None:
         """Change the number of warm workers per job (0: a fresh process per run) from now on."""
@@ -189,7 +191,7 @@ class JobRunner:
         return all(pool.wait_ready(max(0.0, deadline - time.monotonic())) for pool in pools)
 
     def close(self) -> None:
-        """Stop the warm workers (a run in progress keeps its worker until it ends)."""
+        """Stop the warm workers (a run in progress is killed with its worker)."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:

@@ -157,6 +157,7 @@ class WorkerPool:
         self.max_runs = max_runs
         self._idle: list[WarmWorker] = []
         self._busy = 0
+        self._in_use: set[WarmWorker] = set()
         self._retiring: list[threading.Thread] = []
         self._changed = threading.Condition()
         self._closed = False
@@ -191,11 +192,14 @@ class WorkerPool:
                     worker = self._idle.pop()
                     if worker.alive():
                         self._busy += 1
+                        self._in_use.add(worker)
                         return worker
                     self._retire(worker)
                 if self._busy < self.size:
                     self._busy += 1
-                    return self._start_worker()
+                    worker = self._start_worker()
+                    self._in_use.add(worker)
+                    return worker
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError
@@ -204,6 +208,7 @@ class WorkerPool:
     def release(self, worker: WarmWorker) -> None:
         with self._changed:
             self._busy -= 1
+            self._in_use.discard(worker)
             keep = (not self._closed and worker.alive() and worker.healthy
                     and worker.runs < self.max_runs)
             if keep:
@@ -223,12 +228,16 @@ class WorkerPool:
         self._retiring.append(thread)
 
     def close(self) -> None:
-        """Stop every idle worker and wait for them; busy ones are stopped when released."""
+        """Stop every idle worker and wait for them; kill the busy ones: the pipeline stops (its
+        run ends as failed), and a worker must not outlive the process that started it."""
         with self._changed:
             self._closed = True
             idle, self._idle = self._idle, []
+            busy = list(self._in_use)
             retiring = list(self._retiring)
             self._changed.notify_all()
+        for worker in busy:
+            worker.kill()
         for worker in idle:
             worker.stop()
         for thread in retiring:

@@ -28,7 +28,7 @@ def smoke_results(tmp_path_factory) -> dict:
     # The stage-phase and COPY-path comparisons start their own processes and server: their
     # figures are checked on fixed input below (test_issue_14_targets_are_derived_...).
     argv = ["--sizes", ",".join(map(str, SIZES)), "--latency-runs", "0", "--no-warm-up",
-            "--stage-repeat", "0", "--copy-repeat", "0", "--backfill-files", "0", "--crawler-uploads", "0", "--iam-overhead-runs", "0",
+            "--stage-repeat", "0", "--copy-repeat", "0", "--backfill-files", "0", "--crawler-uploads", "0", "--iam-overhead-runs", "0", "--loop-runs", "0",
             "--results-dir", str(out), "--name", "smoke", "--cache-dir", str(out / "data")]
     assert run_bench.main(argv) == 0
     assert (out / "smoke.png").stat().st_size > 0

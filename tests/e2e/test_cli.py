@@ -137,3 +137,44 @@ def test_generate_is_deterministic_for_a_seed(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     with first.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 25
+
+
+# -- errors in one paragraph (issue 24): no stack needed --------------------------------------
+
+def test_a_file_the_rule_ignores_is_refused_at_once_naming_the_rules_filter(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("booking_id\nBK-1\n", encoding="utf-8")
+    done = cli("local", "run", str(notes), "--state-dir", str(tmp_path / "state"), timeout=120)
+    assert done.returncode == 2, done.stderr
+    # The filter as the synthesized template's rule has it, with the rule's logical id.
+    assert "raw/bookings/notes.txt would start no execution" in done.stderr
+    assert '"raw/bookings/*.csv"' in done.stderr and '"raw/bookings/*.csv.gz"' in done.stderr, done.stderr
+    assert "OrchestrationBookingFileUploaded" in done.stderr
+    assert not (tmp_path / "state" / "postgres").exists()  # refused before anything started
+
+
+def test_bad_sql_prints_the_databases_error_and_position_not_a_traceback(state_dir):
+    done = cli("local", "sql", "SELECT booking_id, nosuch FROM airline.bookings", "--state-dir", str(state_dir))
+    assert done.returncode == 1
+    assert 'column "nosuch" does not exist' in done.stderr and "at character 20" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 6, done.stderr
+
+
+def test_sql_the_local_parser_refuses_is_one_paragraph_with_line_and_column(state_dir):
+    done = cli("local", "sql", "SELECT 1\nFROM airline.bookings WHERE (1 =", "--state-dir", str(state_dir))
+    assert done.returncode == 1
+    assert "not Redshift SQL" in done.stderr and "at line 2" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 6, done.stderr
+
+
+def test_sql_dash_reads_the_query_from_stdin(state_dir):
+    done = subprocess.run([*CLI, "local", "sql", "-", "--state-dir", str(state_dir), "--json"], input=
+                          "SELECT booking_id\nFROM airline.bookings WHERE booking_id = 'OLD-1'\n",
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"columns": ["booking_id"], "rows": [["OLD-1"]]}
+
+
+def test_down_with_nothing_running_says_so_and_succeeds(tmp_path):
+    done = cli("local", "down", "--state-dir", str(tmp_path))
+    assert done.returncode == 0 and "no local stack is running" in done.stderr, done.stderr

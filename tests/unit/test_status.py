@@ -56,3 +56,38 @@ def test_no_endpoint_file_means_no_running_pipeline(tmp_path):
     (tmp_path / "emulator").mkdir()
     (tmp_path / "emulator" / "endpoint").write_text("http://127.0.0.1:5000\n")
     assert run_status.emulator_endpoint(tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_the_run_history_fills_what_the_stopped_emulator_no_longer_knows(tmp_path):
+    from airline_local import history
+
+    history.record(tmp_path, {"execution": "failed", "file": "/data/f.csv", "status": "FAILED",
+                              "rows": {"rows_read": 0}, "error": "missing required column(s): currency",
+                              "started_at": "2026-01-01T00:08:00Z", "seconds": 3.5})
+    history.record(tmp_path, {"execution": "not-started:raw/bookings/n.csv@1", "file": "/data/n.csv",
+                              "status": "NOT_STARTED", "error": "no execution started for s3://b/raw/bookings/n.csv",
+                              "started_at": "2026-01-01T00:09:00Z", "seconds": 30.0, "unknown key": "ignored"})
+    history.record(tmp_path, {"execution": "done", "file": "/data/done.csv", "status": "SUCCEEDED",
+                              "rows": {"rows_read": 10}, "started_at": "2026-01-01T00:01:00Z", "seconds": 12.0})
+    with history.history_path(tmp_path).open("a") as half_written:  # a writer killed mid-line
+        half_written.write('{"execution": "cut')
+    entries = history.entries(tmp_path)
+    assert [e["execution"] for e in entries] == ["failed", "not-started:raw/bookings/n.csv@1", "done"]
+
+    warehouse = run_status.warehouse_runs(COLUMNS, [_row("done", 1)])
+    merged = run_status.merge(warehouse, [], limit=10, history=run_status.history_runs(entries))
+    assert [(r.execution, r.status) for r in merged] == [
+        ("not-started:raw/bookings/n.csv@1", "NOT_STARTED"), ("failed", "FAILED"), ("done", "SUCCEEDED")]
+    not_started, failed, done = merged
+    assert not_started.error.startswith("no execution started") and not_started.seconds == 30.0
+    assert failed.error == "missing required column(s): currency" and failed.file == "/data/f.csv"
+    assert done.rows["rows_inserted"] == 9 and done.file == "s3://b/raw/bookings/done.csv"  # the committed load
+
+
+def test_the_emulators_view_of_a_running_execution_wins_over_the_history():
+    recorded = run_status.RunStatus(execution="e", file="/data/e.csv", status="FAILED", error="old",
+                                    started_at="2026-01-01T00:00:00Z")
+    live = run_status.RunStatus(execution="e", file="s3://b/raw/bookings/e.csv", status="RUNNING",
+                                started_at="2026-01-01T00:00:00Z", current_state="Run ETL job")
+    [run] = run_status.merge([], [live], limit=5, history=[recorded])
+    assert run.status == "RUNNING" and run.current_state == "Run ETL job" and run.error is None
