@@ -282,8 +282,22 @@ class DataApiEmulator:
             connection = execution.connection if execution.status in ("PICKED", "STARTED") else None
         if connection is None:
             raise ValidationException(f"Could not cancel a query that is already in {execution.status} state.")
-        connection.cancel_safe()
+        # PostgreSQL ignores a cancel that arrives before the query does (the connection is open,
+        # the statement not yet sent): ask again until the execution ends, as Redshift's cancel
+        # of a STARTED statement always ends it.
+        threading.Thread(target=self._cancel_until_done, args=(execution, connection), daemon=True,
+                         name=f"cancel-{execution.id}").start()
         return {"Status": True}
+
+    def _cancel_until_done(self, execution: _Execution, connection: Any, *, every: float = 0.1,
+                           for_at_most: float = 30.0) -> None:
+        deadline = time.monotonic() + for_at_most
+        while time.monotonic() < deadline:
+            with self._lock:
+                if execution.connection is not connection:
+                    return  # finished (ABORTED, or done before the cancel reached it)
+            connection.cancel_safe()
+            time.sleep(every)
 
     # -- running ----------------------------------------------------------------------------
 
