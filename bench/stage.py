@@ -86,8 +86,11 @@ def _jvm_pid() -> int:
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """One process: warm up, then time the bare job and the stage phase on ``args.file``."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # BENCH_GLUE_SCRIPTS: another copy of the scripts (a before/after comparison)
-    sys.path.insert(0, os.environ.get("BENCH_GLUE_SCRIPTS", str(GLUE_SCRIPTS)))
+    # BENCH_GLUE_SCRIPTS: another copy of the stage modules (a before/after comparison, e.g.
+    # tests/etl/reference_stage), in front of glue_scripts/ (which has the rest)
+    sys.path.insert(0, str(GLUE_SCRIPTS))
+    if os.environ.get("BENCH_GLUE_SCRIPTS"):
+        sys.path.insert(0, os.environ["BENCH_GLUE_SCRIPTS"])
     import ingest_bookings
 
     from airline_local.generator import write_csv
@@ -96,11 +99,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     try:
         spark = _session(args.master, args.driver_memory, args.event_log)
         ingest_bookings.configure(spark)
-        warm = work / "warm.csv"
-        write_csv(warm, WARM_UP_ROWS, seed=3)
-        _stage(spark, warm, work / "warm-root")
-        _bare(spark, warm, work / "warm-bare")
-        result: dict[str, Any] = {"master": args.master, "file": str(args.file)}
+        if not args.fresh:
+            warm = work / "warm.csv"
+            write_csv(warm, WARM_UP_ROWS, seed=3)
+            _stage(spark, warm, work / "warm-root")
+            _bare(spark, warm, work / "warm-bare")
+        result: dict[str, Any] = {"master": args.master, "file": str(args.file),
+                                  "jvm": "fresh" if args.fresh else "warm"}
         if "bare" in args.modes:
             started = time.perf_counter()
             _bare(spark, args.file, work / "bare")
@@ -130,12 +135,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
-            driver_memory: str = "1g", event_log: Path | None = None) -> dict[str, Any]:
-    """Run :func:`child` in a fresh Python process; its JSON result."""
+            driver_memory: str = "1g", event_log: Path | None = None, fresh: bool = False,
+            scripts: Path | None = None) -> dict[str, Any]:
+    """Run :func:`child` in a fresh Python process; its JSON result. ``fresh``: no warm-up,
+    the measured job is the JVM's first (as in every Glue run); ``scripts``: the stage modules
+    from that directory instead of glue_scripts/."""
     command = [sys.executable, "-m", "bench.stage", str(file), "--child", "--master", master,
                "--modes", ",".join(modes), "--driver-memory", driver_memory]
     command += ["--event-log", str(event_log)] if event_log else []
-    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    command += ["--fresh"] if fresh else []
+    environment = {**os.environ, "BENCH_GLUE_SCRIPTS": str(scripts.resolve())} if scripts else None
+    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=environment)
     if output.returncode != 0:
         raise RuntimeError(f"{master} {modes} failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -177,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--event-log", type=Path, help="keep Spark's event log here and print the stage "
                         "phase's time per Spark stage (tasks, run, CPU and GC seconds)")
+    parser.add_argument("--fresh", action="store_true", help="no warm-up: the measured job is "
+                        "the JVM's first, as in a Glue run (each mode in its own process)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
