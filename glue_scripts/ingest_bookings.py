@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from awsglue.utils import getResolvedOptions
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import Column, Observation, SparkSession
 from pyspark.sql import functions as F
 
 import bookings_contract as contract
@@ -34,6 +34,9 @@ PROCESS_STARTED = time.monotonic()
 # cached). gzip input counts at a typical CSV compression ratio.
 INPUT_BYTES_PER_PARTITION = 64 << 20
 GZIP_RATIO = 6
+# Up to this many rejected records, the quarantine pass validates only them (their record
+# numbers as an IN set in the plan, ~40 bytes each); above it, the whole file again.
+MAX_RECORD_NUMBERS_FILTER = 200_000
 
 ARGUMENT_NAMES = (
     "JOB_NAME", "source_uri", "execution_id", "data_root_uri", "redshift_database",
@@ -235,8 +238,12 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     # memory cost more than validating them). Rows read and rejected, duplicates and staged rows
     # are counted as they go by (observed metrics), so a join losing rows cannot hide.
     totals = Observation("validated_rows")
-    counted = validated.observe(totals, F.count(F.lit(1)).alias("rows"), F.coalesce(
-        F.sum(transform.is_rejected(validated).cast("long")), F.lit(0)).alias("rejected"))
+    rejected = transform.is_rejected(validated)
+    counted = validated.observe(
+        totals, F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(rejected.cast("long")), F.lit(0)).alias("rejected"),
+        # collect_list skips nulls: the record numbers of the rejected rows only
+        F.collect_list(F.when(rejected, F.col(transform.RECORD_NUMBER))).alias("numbers"))
     ranked = transform.rank_duplicates(transform.accepted_rows(counted))
     dropped = Observation("duplicate_bookings")
     ranked = ranked.observe(dropped, F.coalesce(
@@ -256,9 +263,15 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     summary.rows_read = int(totals.get["rows"])
     summary.rows_quarantined = int(totals.get["rejected"])
 
-    # Rejected rows are few: a second pass validates the input again and writes only them.
+    # A second pass writes the quarantine: it reads the file again but validates only the
+    # rejected records (by record number, in the JVM: no row goes through Python), unless there
+    # are so many that the whole file is validated again.
     if summary.rows_quarantined:
         summary.quarantine_uri = args.quarantine_uri
+        if summary.rows_quarantined <= MAX_RECORD_NUMBERS_FILTER:
+            numbers = totals._jo.getAsJava().get("numbers")
+            raw = raw.where(Column(F.col(transform.RECORD_NUMBER)._jc.isInCollection(numbers)))
+            validated = transform.validate(raw, mapping, airports, partitions=None)
         quarantine = (transform.quarantine_records(validated, args.source_uri)
                       .coalesce(1).sortWithinPartitions(transform.RECORD_NUMBER))
         bookings_io.write_json_lines(quarantine, args.quarantine_uri)
