@@ -178,8 +178,14 @@ class StageResult:
 
 
 def run_stage(module: ModuleType, spark, source: Path, root: Path,
-              split_min_bytes: int | None = None, max_reject_ratio: float = 1.0) -> StageResult:
-    """``module.stage`` on ``source`` into ``root``; what it wrote, read back in a stable order."""
+              split_min_bytes: int | None = None, max_reject_ratio: float = 1.0,
+              revalidate_all: bool = False) -> StageResult:
+    """``module.stage`` on ``source`` into ``root``; what it wrote, read back in a stable order.
+    ``revalidate_all``: the quarantine pass validates the whole file again (as it does for more
+    rejected records than ingest_bookings.MAX_RECORD_NUMBERS_FILTER)."""
+    limit = getattr(module, "MAX_RECORD_NUMBERS_FILTER", None)
+    if revalidate_all and limit is not None:
+        module.MAX_RECORD_NUMBERS_FILTER = 0
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -203,6 +209,8 @@ def run_stage(module: ModuleType, spark, source: Path, root: Path,
     finally:
         io.read_bookings_csv.__defaults__ = defaults
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        if limit is not None:
+            module.MAX_RECORD_NUMBERS_FILTER = limit
     staging = root / "staging" / "diff"
 
     def table(name: str, key: str) -> list[dict[str, Any]]:
@@ -270,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         files = write_files(work, args.rows, args.bad_ratio)
         cases = [("plain", files["plain"], {}), ("gzip", files["gzip"], {}),
                  ("split", files["lines"], {"split_min_bytes": 0}),
-                 ("rejected file", files["plain"], {"max_reject_ratio": 0.01})]
+                 ("rejected file", files["plain"], {"max_reject_ratio": 0.01}),
+                 ("quarantine pass over the whole file", files["gzip"], {"revalidate_all": True})]
         for label, path, options in cases:
             new, found = compare(spark, path, work / label.replace(" ", "-"), **options)
             print(json.dumps({"case": label, **new.counts, "quarantine_records": len(new.quarantine),
