@@ -83,6 +83,10 @@ def targets(document: dict[str, Any]) -> dict[str, Any]:
         found["stage_vs_bare_spark"] = {
             "goal": f">= {STAGE_TO_BARE_GOAL:g}", "measured": stage["stage_to_bare_ratio"],
             "met": stage["stage_to_bare_ratio"] >= STAGE_TO_BARE_GOAL}
+    if "fresh_stage_to_bare_ratio" in stage:  # issue 25: each in a fresh JVM, as Glue runs are
+        found["stage_vs_bare_spark_fresh_jvm"] = {
+            "goal": f">= {STAGE_TO_BARE_GOAL:g}", "measured": stage["fresh_stage_to_bare_ratio"],
+            "met": stage["fresh_stage_to_bare_ratio"] >= STAGE_TO_BARE_GOAL}
     if "cores_speedup" in stage:
         found["stage_local1_vs_local2"] = {
             "goal": f">= {CORES_SPEEDUP_GOAL:g}", "measured": stage["cores_speedup"],
@@ -133,6 +137,11 @@ def format_table(document: dict[str, Any]) -> str:
         lines.append(f"stage phase on {stage['rows']:,} rows (best of {stage.get('repeat', 1)}): " + ", ".join(
             f"{master} {mode} {seconds:.1f} s" for master, modes in stage["seconds"].items()
             for mode, seconds in modes.items()))
+    if stage.get("fresh_jvm_seconds"):  # issue 25: both ratios, fresh JVM (as on Glue) and warm
+        lines.append(f"stage/bare on {stage['rows']:,} rows: fresh JVM "
+                     f"{stage.get('fresh_stage_to_bare_ratio', '-')} (" + ", ".join(
+                         f"{mode} {seconds:.1f} s" for mode, seconds in stage["fresh_jvm_seconds"].items())
+                     + f"), warm {stage.get('stage_to_bare_ratio', '-')}")
     copy_path = document.get("copy_path", {})
     if copy_path:
         lines.append(f"emulated COPY of {copy_path['rows']:,} staged rows: {copy_path['emulated_seconds']:.2f} s, "

@@ -9,6 +9,8 @@ the stage phase first (JIT, class loading: not measured), then, on the same warm
   for "read and write these bytes with Spark here";
 - ``stage``: ingest_bookings.stage (read, validate, quarantine, dedupe, enrich, write Parquet).
 Issue 14 targets 1 (stage rows/s >= 0.5 x bare) and 2 (local[1] / local[2] stage time >= 1.7).
+``--fresh``: no warm-up, each mode in its own process (the measured job is its JVM's first, as in
+every Glue run): issue 25's stage/bare ratio on a fresh JVM.
 """
 
 from __future__ import annotations
@@ -86,8 +88,11 @@ def _jvm_pid() -> int:
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """One process: warm up, then time the bare job and the stage phase on ``args.file``."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # BENCH_GLUE_SCRIPTS: another copy of the scripts (a before/after comparison)
-    sys.path.insert(0, os.environ.get("BENCH_GLUE_SCRIPTS", str(GLUE_SCRIPTS)))
+    # BENCH_GLUE_SCRIPTS: another copy of the stage modules (a before/after comparison, e.g.
+    # tests/etl/reference_stage), in front of glue_scripts/ (which has the rest)
+    sys.path.insert(0, str(GLUE_SCRIPTS))
+    if os.environ.get("BENCH_GLUE_SCRIPTS"):
+        sys.path.insert(0, os.environ["BENCH_GLUE_SCRIPTS"])
     import ingest_bookings
 
     from airline_local.generator import write_csv
@@ -96,11 +101,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     try:
         spark = _session(args.master, args.driver_memory, args.event_log)
         ingest_bookings.configure(spark)
-        warm = work / "warm.csv"
-        write_csv(warm, WARM_UP_ROWS, seed=3)
-        _stage(spark, warm, work / "warm-root")
-        _bare(spark, warm, work / "warm-bare")
-        result: dict[str, Any] = {"master": args.master, "file": str(args.file)}
+        if not args.fresh:
+            warm = work / "warm.csv"
+            write_csv(warm, WARM_UP_ROWS, seed=3)
+            _stage(spark, warm, work / "warm-root")
+            _bare(spark, warm, work / "warm-bare")
+        result: dict[str, Any] = {"master": args.master, "file": str(args.file),
+                                  "jvm": "fresh" if args.fresh else "warm"}
         if "bare" in args.modes:
             started = time.perf_counter()
             _bare(spark, args.file, work / "bare")
@@ -130,12 +137,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
-            driver_memory: str = "1g", event_log: Path | None = None) -> dict[str, Any]:
-    """Run :func:`child` in a fresh Python process; its JSON result."""
+            driver_memory: str = "1g", event_log: Path | None = None, fresh: bool = False,
+            scripts: Path | None = None) -> dict[str, Any]:
+    """Run :func:`child` in a fresh Python process; its JSON result. ``fresh``: no warm-up,
+    the measured job is the JVM's first (as in every Glue run); ``scripts``: the stage modules
+    from that directory instead of glue_scripts/."""
     command = [sys.executable, "-m", "bench.stage", str(file), "--child", "--master", master,
                "--modes", ",".join(modes), "--driver-memory", driver_memory]
     command += ["--event-log", str(event_log)] if event_log else []
-    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    command += ["--fresh"] if fresh else []
+    environment = {**os.environ, "BENCH_GLUE_SCRIPTS": str(scripts.resolve())} if scripts else None
+    output = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=environment)
     if output.returncode != 0:
         raise RuntimeError(f"{master} {modes} failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -143,6 +155,8 @@ def measure(file: Path, master: str, modes: tuple[str, ...] = ("bare", "stage"),
 
 def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     """Best (least disturbed) time per master and mode, and the two ratios of issue 14."""
+    fresh = [run for run in runs if run.get("jvm") == "fresh"]
+    runs = [run for run in runs if run.get("jvm") != "fresh"]
     best: dict[str, dict[str, float]] = {}
     for run in runs:
         for mode in ("bare", "stage"):
@@ -165,7 +179,19 @@ def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     one = best.get("local[1]", {})
     if "stage" in one and "stage" in two:
         out["cores_speedup"] = round(one["stage"] / two["stage"], 3)
+    # Each in its own fresh JVM, measured first (no warm-up): as every Glue run is (issue 25).
+    fresh_best = {mode: min(run[f"{mode}_seconds"] for run in fresh if f"{mode}_seconds" in run)
+                  for mode in ("bare", "stage") if any(f"{mode}_seconds" in run for run in fresh)}
+    if fresh_best:
+        out["fresh_jvm_seconds"] = fresh_best
+    if len(fresh_best) == 2:
+        out["fresh_stage_to_bare_ratio"] = round(fresh_best["bare"] / fresh_best["stage"], 3)
     return out
+
+
+def measure_fresh(file: Path, master: str = "local[2]", repeat: int = 1) -> list[dict[str, Any]]:
+    """The bare copy and the stage phase, each in its own fresh JVM, alternating."""
+    return [measure(file, master, (mode,), fresh=True) for _ in range(repeat) for mode in ("bare", "stage")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--event-log", type=Path, help="keep Spark's event log here and print the stage "
                         "phase's time per Spark stage (tasks, run, CPU and GC seconds)")
+    parser.add_argument("--fresh", action="store_true", help="no warm-up: the measured job is "
+                        "the JVM's first, as in a Glue run (each mode in its own process)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--master", default="local[2]", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -190,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         for master in args.masters.split(","):
             # local[1] only needs the stage time (the bare ratio is taken at local[2]).
             modes = args.modes if master == "local[2]" else ("stage",)
-            runs.append(measure(args.file, master, modes, args.driver_memory, args.event_log))
+            if args.fresh:  # each mode first in its own JVM
+                runs += [measure(args.file, master, (mode,), args.driver_memory, args.event_log, fresh=True)
+                         for mode in modes]
+            else:
+                runs.append(measure(args.file, master, modes, args.driver_memory, args.event_log))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "spark_stages"}), file=sys.stderr, flush=True)
             if "stage_jvm_cpu_seconds" in runs[-1]:
                 print(f"{master} stage phase, JVM CPU seconds by thread role: "

@@ -288,6 +288,13 @@ def file_size(spark: SparkSession, uri: str) -> int:
     return int(fs.getFileStatus(path).getLen())
 
 
+def delete_tree(spark: SparkSession, uri: str) -> None:
+    """Delete everything under ``uri`` (a prefix), if anything is there."""
+    path, fs = _hadoop_path(spark, uri)
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
 def count_parquet(spark: SparkSession, uri: str) -> int:
     """Row count of written Parquet (from the files' footers: no data is read)."""
     return spark.read.parquet(uri).count()

@@ -106,7 +106,7 @@ def validate(raw: DataFrame, mapping: HeaderMapping, airports: DataFrame,
     partition, as multiLine CSV reading gives), the typed contract columns,
     ``departure_time_utc`` and ``reasons`` (array of "<column>: <rule>", empty for a good row).
     ``_quarantine_values`` keeps the original text of a rejected row by header name (null for
-    good rows). The result is meant to be cached, so it carries no more columns than needed.
+    good rows). The result carries no more columns than its two uses (staging, quarantine) need.
 
     ``partitions``: hash the rows on their trimmed booking_id into that many partitions before
     the checks: validation uses every core even when the reader had one partition, and the

@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from awsglue.utils import getResolvedOptions
-from pyspark import StorageLevel
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import Column, Observation, SparkSession
 from pyspark.sql import functions as F
 
 import bookings_contract as contract
@@ -30,11 +29,14 @@ import bookings_transform as transform
 
 # Start of the job's process (after the imports), for the spark_session phase of the timings.
 PROCESS_STARTED = time.monotonic()
-# The validated rows are cached partition by partition: at most this much input per partition
-# keeps each cached block well inside executor memory (a 5M-row file in 2 partitions ran the
-# local 1 GB driver out of heap). gzip input counts at a typical CSV compression ratio.
+# Validation runs in partitions of at most this much input (each task's memory stays small; a
+# 5M-row file in 2 partitions ran the local 1 GB driver out of heap when the validated rows were
+# cached). gzip input counts at a typical CSV compression ratio.
 INPUT_BYTES_PER_PARTITION = 64 << 20
 GZIP_RATIO = 6
+# Up to this many rejected records, the quarantine pass validates only them (their record
+# numbers as an IN set in the plan, ~40 bytes each); above it, the whole file again.
+MAX_RECORD_NUMBERS_FILTER = 200_000
 
 ARGUMENT_NAMES = (
     "JOB_NAME", "source_uri", "execution_id", "data_root_uri", "redshift_database",
@@ -186,17 +188,14 @@ def configure(spark: SparkSession) -> None:
         "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
 
 
-def _read_and_count(validated) -> tuple[int, int]:
-    """Materialize the validated rows (cached) and count them; a failure here is the file's."""
+def _unreadable(raw) -> contract.FileRejected | None:
+    """After a failed write: whether reading the file is what failed (a decode or decompress
+    error, the file's fault), as the FileRejected to raise; None if the file reads."""
     try:
-        totals = validated.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.coalesce(F.sum(transform.is_rejected(validated).cast("long")), F.lit(0)).alias("bad"),
-        ).first()
+        raw.agg(F.count(F.lit(1)), F.max(F.length(transform.CORRUPT_RECORD))).first()
     except Exception as error:  # py4j wraps the reader's decode/decompress errors
-        raise contract.FileRejected(
-            f"cannot read the file as CSV: {bookings_io.root_cause(error)}") from error
-    return int(totals["rows"]), int(totals["bad"])
+        return contract.FileRejected(f"cannot read the file as CSV: {bookings_io.root_cause(error)}")
+    return None
 
 
 def validation_partitions(input_bytes: int, parallelism: int, compressed: bool = False) -> int:
@@ -233,37 +232,57 @@ def stage(spark: SparkSession, args: JobArguments, summary: RunSummary) -> None:
     validated = transform.validate(
         raw, mapping, airports, partitions=validation_partitions(
             bookings_io.file_size(spark, args.source_uri), spark.sparkContext.defaultParallelism,
-            compressed=args.source_uri.lower().endswith(".gz")),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        summary.rows_read, summary.rows_quarantined = _read_and_count(validated)
-        if summary.rows_quarantined:
-            summary.quarantine_uri = args.quarantine_uri
-            quarantine = (transform.quarantine_records(validated, args.source_uri)
-                          .coalesce(1).sortWithinPartitions(transform.RECORD_NUMBER))
-            bookings_io.write_json_lines(quarantine, args.quarantine_uri)
-        if (summary.rows_read
-                and summary.rows_quarantined / summary.rows_read > args.max_reject_ratio):
-            raise contract.FileRejected(
-                f"{summary.rows_quarantined} of {summary.rows_read} rows rejected "
-                f"({summary.rows_quarantined / summary.rows_read:.1%}), more than "
-                f"max_reject_ratio {args.max_reject_ratio:g}; see {args.quarantine_uri}")
+            compressed=args.source_uri.lower().endswith(".gz")))
 
-        # Duplicates counted as they are dropped, staged rows as they are written (observed
-        # metrics: no second read), so that a join losing rows cannot hide in either count.
-        ranked = transform.rank_duplicates(transform.accepted_rows(validated))
-        dropped = Observation("duplicate_bookings")
-        ranked = ranked.observe(dropped, F.coalesce(
-            F.sum(transform.is_duplicate(ranked).cast("long")), F.lit(0)).alias("rows"))
-        bookings = transform.enrich(transform.keep_first_ranked(ranked), airports, args.source_uri,
-                                    args.execution_id, summary.started_at)
-        staged_rows = Observation("staged_bookings")
+    # One pass over the input stages the bookings (no cache: encoding the validated rows in
+    # memory cost more than validating them). Rows read and rejected, duplicates and staged rows
+    # are counted as they go by (observed metrics), so a join losing rows cannot hide.
+    totals = Observation("validated_rows")
+    rejected = transform.is_rejected(validated)
+    counted = validated.observe(
+        totals, F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(rejected.cast("long")), F.lit(0)).alias("rejected"),
+        # collect_list skips nulls: the record numbers of the rejected rows only
+        F.collect_list(F.when(rejected, F.col(transform.RECORD_NUMBER))).alias("numbers"))
+    ranked = transform.rank_duplicates(transform.accepted_rows(counted))
+    dropped = Observation("duplicate_bookings")
+    ranked = ranked.observe(dropped, F.coalesce(
+        F.sum(transform.is_duplicate(ranked).cast("long")), F.lit(0)).alias("rows"))
+    bookings = transform.enrich(transform.keep_first_ranked(ranked), airports, args.source_uri,
+                                args.execution_id, summary.started_at)
+    staged_rows = Observation("staged_bookings")
+    try:
         bookings_io.write_parquet(bookings.observe(staged_rows, F.count(F.lit(1)).alias("rows")),
                                   args.staging_uri + "bookings/")
-        summary.rows_staged = int(staged_rows.get["rows"])
-        summary.rows_duplicate = int(dropped.get["rows"])
-    finally:
-        validated.unpersist()
+    except Exception:
+        bookings_io.delete_tree(spark, args.staging_uri)
+        rejection = _unreadable(raw)
+        if rejection is not None:
+            raise rejection from None
+        raise
+    summary.rows_read = int(totals.get["rows"])
+    summary.rows_quarantined = int(totals.get["rejected"])
+
+    # A second pass writes the quarantine: it reads the file again but validates only the
+    # rejected records (by record number, in the JVM: no row goes through Python), unless there
+    # are so many that the whole file is validated again.
+    if summary.rows_quarantined:
+        summary.quarantine_uri = args.quarantine_uri
+        if summary.rows_quarantined <= MAX_RECORD_NUMBERS_FILTER:
+            numbers = totals._jo.getAsJava().get("numbers")
+            raw = raw.where(Column(F.col(transform.RECORD_NUMBER)._jc.isInCollection(numbers)))
+            validated = transform.validate(raw, mapping, airports, partitions=None)
+        quarantine = (transform.quarantine_records(validated, args.source_uri)
+                      .coalesce(1).sortWithinPartitions(transform.RECORD_NUMBER))
+        bookings_io.write_json_lines(quarantine, args.quarantine_uri)
+    if summary.rows_read and summary.rows_quarantined / summary.rows_read > args.max_reject_ratio:
+        bookings_io.delete_tree(spark, args.staging_uri)  # nothing staged for a rejected file
+        raise contract.FileRejected(
+            f"{summary.rows_quarantined} of {summary.rows_read} rows rejected "
+            f"({summary.rows_quarantined / summary.rows_read:.1%}), more than "
+            f"max_reject_ratio {args.max_reject_ratio:g}; see {args.quarantine_uri}")
+    summary.rows_staged = int(staged_rows.get["rows"])
+    summary.rows_duplicate = int(dropped.get["rows"])
     if summary.rows_read != summary.rows_quarantined + summary.rows_duplicate + summary.rows_staged:
         raise CountsDoNotAddUp(
             f"rows lost or multiplied before staging: read {summary.rows_read}, quarantined "

@@ -99,6 +99,22 @@ def test_issue_14_targets_are_derived_from_the_stage_and_copy_figures():
     assert found["job_peak_rss_largest_vs_reference"] == {"goal": "<= 1.25", "measured": 1.1, "met": True}
 
 
+def test_issue_25_fresh_jvm_ratio_is_kept_apart_from_the_warm_one():
+    from bench import stage
+
+    runs = [{"master": "local[2]", "bare_seconds": 2.0, "stage_seconds": 3.0, "rows": 1000},
+            {"master": "local[2]", "jvm": "fresh", "bare_seconds": 6.0},
+            {"master": "local[2]", "jvm": "fresh", "stage_seconds": 15.0, "rows": 1000},
+            {"master": "local[2]", "jvm": "fresh", "stage_seconds": 12.0, "rows": 1000}]
+    summary = stage.summarize(runs, 1000)
+    assert summary["seconds"] == {"local[2]": {"bare": 2.0, "stage": 3.0}}  # fresh runs not mixed in
+    assert summary["fresh_jvm_seconds"] == {"bare": 6.0, "stage": 12.0}
+    assert summary["fresh_stage_to_bare_ratio"] == 0.5
+    found = report.targets({"throughput": [], "stage": summary})
+    assert found["stage_vs_bare_spark_fresh_jvm"] == {"goal": ">= 0.5", "measured": 0.5, "met": True}
+    assert "fresh JVM 0.5" in report.format_table({"machine": {}, "throughput": [], "stage": summary})
+
+
 def test_latency_summary_takes_medians():
     runs = [latency.LatencyRun(10, "SUCCEEDED", s, {"spark": s / 2}) for s in (9.0, 12.0, 10.0)]
     summary = latency.summarize(runs)
