@@ -23,6 +23,7 @@ from airline_local.aws.iam.authorizer import Authorization
 # arn:aws:s3:::bucket/prefix/rest -> arn:aws:s3:::bucket/prefix/…
 _S3_OBJECT = re.compile(r"^(arn:aws:s3:::[^/]+/[^/]+/).+$")
 # Glue job runs, Data API statements, executions: the id after the last separator.
+_ASSET_HASH = re.compile(r"\b[0-9a-f]{64}(\.(?:zip|py))\b")
 _RUN_ID = re.compile(r"^(arn:aws:(?:states|glue|redshift-data):[^:]*:[^:]*:[^/:]+[/:][^/:]+[/:])[^/]+$")
 
 
@@ -44,6 +45,9 @@ def fold_resource(resource: str, names: Mapping[str, str]) -> str:
     """A resource as the template writes it: physical names -> <LogicalId>, per-run parts folded."""
     folded = _S3_OBJECT.sub(r"\1…", resource)
     folded = _RUN_ID.sub(r"\1…", folded)
+    # A file asset's object is named by its content hash: a change of the Glue modules is no change
+    # of what is called.
+    folded = _ASSET_HASH.sub(r"<asset hash>\1", folded)
     for physical, logical in sorted(names.items(), key=lambda item: -len(item[0])):
         folded = folded.replace(physical, f"<{logical}>")
     return folded

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from airline_local.aws.cfn import ACCOUNT_ID  # the emulator's account (the diff never calls AWS)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GLUE_SCRIPTS = PROJECT_ROOT / "glue_scripts"
 REFERENCE_DIR = PROJECT_ROOT / "tests" / "etl" / "reference_stage"
@@ -199,7 +201,7 @@ def run_stage(module: ModuleType, spark, source: Path, root: Path,
     args = module.JobArguments(
         source_uri=source.resolve().as_uri(), execution_id="diff", data_root_uri=root.as_uri(),
         target=bookings_load.RedshiftTarget("dev", workgroup="diff"),
-        copy_role_arn="arn:aws:iam::123456789012:role/diff", max_reject_ratio=max_reject_ratio)
+        copy_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/diff", max_reject_ratio=max_reject_ratio)
     summary = module.RunSummary(execution_id="diff", source_file=args.source_uri, started_at=STARTED_AT)
     error = None
     try:
