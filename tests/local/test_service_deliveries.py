@@ -7,7 +7,7 @@ import json
 import uuid
 
 from airline_local.aws.cfn import Template
-from airline_local.aws.patches.service_deliveries import create_alarms
+from airline_local.aws.patches.service_deliveries import create_alarm
 
 METRIC_ALARM = {
     "MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS", "Statistic": "Maximum",
@@ -78,7 +78,7 @@ def test_the_deploy_creates_the_templates_alarms_with_their_arn_and_metric_math(
                         "Period": 86400, "Stat": "Sum"}}]}}}}
     template = Template(body)
     cloudwatch = emulator.client("cloudwatch")
-    assert create_alarms(template, cloudwatch) == [name]
+    assert create_alarm(template, name, cloudwatch) == name
     (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     assert alarm["AlarmArn"] == template.get_att(name, "Arn")  # the ARN a topic policy names
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="ratio")

@@ -60,11 +60,6 @@ def create_alarm(template: Any, lid: str, cloudwatch: Any) -> str:
     return name
 
 
-def create_alarms(template: Any, cloudwatch: Any) -> list[str]:
-    """Create the template's AWS::CloudWatch::Alarm resources (their local names); returns the names."""
-    return [create_alarm(template, lid, cloudwatch) for lid in template.resources_of_type("AWS::CloudWatch::Alarm")]
-
-
 # --------------------------------------------------------------------------- alarm actions
 
 
