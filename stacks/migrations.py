@@ -8,10 +8,11 @@ told the latest version (its --warehouse_schema_version), which its load SQL nee
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from stacks.schema_handler.handler import checksum as statements_checksum
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<description>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
@@ -33,8 +34,9 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        """sha256 of the statements as they run: comments may be reworded, the SQL may not."""
-        return hashlib.sha256("\n;\n".join(self.statements).encode("utf-8")).hexdigest()
+        """sha256 of the statements as they run (the handler's own checksum, which it verifies):
+        comments may be reworded, the SQL may not."""
+        return statements_checksum(self.statements)
 
     def as_property(self) -> dict[str, object]:
         """The migration as the schema custom resource's properties carry it."""

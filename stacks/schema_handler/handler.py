@@ -108,7 +108,7 @@ def sql_string(value: str) -> str:
 
 
 def checksum(statements: tuple[str, ...] | list[str]) -> str:
-    """What stacks/migrations.py computes: sha256 of the statements joined by a line holding ;."""
+    """sha256 of the statements joined by a line holding ; (stacks/migrations.py's Migration.checksum)."""
     return hashlib.sha256("\n;\n".join(statements).encode("utf-8")).hexdigest()
 
 
