@@ -127,7 +127,9 @@ def test_failed_crawl_mails_failure_never_starts_the_job_and_fails(emulator, pip
 
 
 def test_crawler_already_running_is_waited_for_then_the_run_goes_on(emulator, pipeline):
-    emulator.crawler_settings = CrawlerSettings(running_seconds=2.0, stopping_seconds=0.3)
+    # Someone else's crawl runs 5 s: on a loaded machine the execution's first GetCrawler (after
+    # the claim, the refused StartCrawler and a Wait) came after a 2 s crawl had ended (make test).
+    emulator.crawler_settings = CrawlerSettings(running_seconds=5.0, stopping_seconds=0.3)
     emulator.client("glue").start_crawler(Name=pipeline.crawler)  # someone else's crawl
     object_key = key("day3")
     pipeline.upload(object_key, CSV)
