@@ -33,7 +33,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from airline_local.aws.emulator import EmulatorError
-from airline_local.glue.job_runner import JavaNotFoundError
+from airline_local.glue.java import JavaNotFoundError
 from airline_local.local_stack import SYNTH_CACHE_ENV, SynthError
 from airline_local.aws.mailbox import read_email
 from airline_local.pipeline import (

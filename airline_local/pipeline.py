@@ -33,7 +33,7 @@ from airline_local.aws.emulator import Emulator
 from airline_local.aws.patches.runtime import RUNTIME
 from airline_local.local_stack import PROJECT_DIR, CloudAssembly, DeployedStack, deploy, job_spec, synthesize
 from airline_local.custom_resources import function_session_client
-from airline_local.glue.job_runner import check_java
+from airline_local.glue.java import check_java
 from airline_local.warehouse.postgres import PostgresServer, check_port_free
 from airline_local.warehouse.redshift_data import DataApiEmulator
 from airline_local.warehouse.statements import Warehouse

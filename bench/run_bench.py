@@ -30,7 +30,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR.parent) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(BENCH_DIR.parent))
 
-from airline_local.glue.job_runner import DEFAULT_SPARK_CONF, JobSpec  # noqa: E402
+from airline_local.glue.job_runner import JobSpec  # noqa: E402
+from airline_local.glue.spark_conf import DEFAULT_SPARK_CONF  # noqa: E402
 from airline_local.pipeline import (  # noqa: E402
     DEFAULT_WARM_WORKERS,
     LocalPipeline,

@@ -40,7 +40,7 @@ MEASURED_JOB_GROUP = "bench-stage-measured"
 def _session(master: str, driver_memory: str, event_log: Path | None = None):
     from pyspark.sql import SparkSession
 
-    from airline_local.glue.job_runner import local_spark_conf
+    from airline_local.glue.spark_conf import local_spark_conf
 
     builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     if event_log is not None:

@@ -45,27 +45,14 @@ from urllib.parse import unquote, urlparse
 import boto3
 from botocore.config import Config
 
+from airline_local.glue.java import JavaNotFoundError, check_java
+from airline_local.glue.java import java_home as find_java_home
+from airline_local.glue.spark_conf import local_spark_conf
 from airline_local.glue.spark_worker import WARM_UP_DIR_VARIABLE
 from airline_local.glue.worker_pool import WarmWorker, WorkerPool, kill_process_group
 
 LOG = logging.getLogger(__name__)
 
-INSTALL_JAVA_HINT = (
-    "Java was not found (no `java` on PATH and no usable JAVA_HOME). Local Spark needs a JDK 17, "
-    "the Java of AWS Glue 5: install one, e.g. `apt-get install -y openjdk-17-jre-headless`."
-)
-DEFAULT_SPARK_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "2",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.sql.session.timeZone": "UTC",
-}
-# JVM options for local Spark's driver (the job runs' JVMs, and the ETL tests' session): the test
-# suite sets "-XX:TieredStopAtLevel=1" (tests/conftest.py). Unset: the JVM's defaults.
-SPARK_JAVA_OPTIONS_VARIABLE = "AIRLINE_LOCAL_SPARK_JAVA_OPTIONS"
 TEXT_OUTPUT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".csv"}
 SKIPPED_OUTPUT_NAMES = re.compile(r"(^_SUCCESS$|\.crc$|^_temporary$|^\.)")
 S3_URI = re.compile(r"^s3a?://([^/]+)(?:/(.*))?$", re.DOTALL)
@@ -77,16 +64,6 @@ DUMMY_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "testing", "AWS
 WORKER_START_CREDENTIALS: dict[str, str | None] = {"AWS_ACCESS_KEY_ID": "LOCALWORKERNOKEY0000",
                             "AWS_SECRET_ACCESS_KEY": "a-warm-worker-has-no-credentials-of-its-own"}
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure)?(?::\s.*)?$")
-
-
-def local_spark_conf() -> dict[str, str]:
-    """DEFAULT_SPARK_CONF plus the driver JVM options of $AIRLINE_LOCAL_SPARK_JAVA_OPTIONS, if set."""
-    options = os.environ.get(SPARK_JAVA_OPTIONS_VARIABLE, "").strip()
-    return {**DEFAULT_SPARK_CONF, **({"spark.driver.extraJavaOptions": options} if options else {})}
-
-
-class JavaNotFoundError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -145,6 +122,10 @@ class JobRunner:
         # Running runs by mirror directory: (S3 client as the job's role, files already in S3).
         self._running: dict[Path, tuple[Any, set[Path]]] = {}
         self._lock = threading.Lock()
+        # One boto3 session makes every run's S3 client: it parses S3's service model once, not
+        # per run (a tenth of the emulator's CPU per run). Sessions are not thread-safe: one at a time.
+        self._boto_session = boto3.session.Session()
+        self._boto_session_lock = threading.Lock()
 
     @property
     def mirror_uri_pattern(self) -> tuple[str, str]:
@@ -368,13 +349,14 @@ class JobRunner:
             pool.release(worker)
 
     def _s3_client(self, aws_env: dict[str, str | None]) -> Any:
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=aws_env.get("AWS_SESSION_TOKEN"),
-            config=Config(retries={"max_attempts": 2}),
-        )
+        with self._boto_session_lock:
+            return self._boto_session.client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=aws_env.get("AWS_SESSION_TOKEN"),
+                config=Config(retries={"max_attempts": 2}),
+            )
 
     def _environment(self, spec: JobSpec, python_path: list[str], local_dir: Path,
                      aws_env: dict[str, str | None]) -> dict[str, str]:
@@ -404,7 +386,7 @@ class JobRunner:
             SPARK_LOCAL_IP="127.0.0.1",
         )
         env.update({k: v for k, v in aws_env.items() if v is not None})
-        java_home = _java_home()
+        java_home = find_java_home()
         if java_home:
             env["JAVA_HOME"] = java_home
         return env
@@ -418,25 +400,6 @@ def credentials_environment(credentials: Any) -> dict[str, str | None]:
     return {"AWS_ACCESS_KEY_ID": credentials.access_key_id,
             "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
             "AWS_SESSION_TOKEN": credentials.session_token}
-
-
-def check_java() -> str:
-    """The java executable local Spark will use; JavaNotFoundError with install advice if none."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found:
-        return found
-    raise JavaNotFoundError(INSTALL_JAVA_HINT)
-
-
-def _java_home() -> str | None:
-    try:
-        java = Path(check_java()).resolve()
-    except JavaNotFoundError:
-        return None
-    return str(java.parent.parent)
 
 
 def _extra_python_path(run_dir: Path, spec: JobSpec) -> list[str]:

@@ -22,7 +22,7 @@ from etl_helpers import GLUE_SCRIPTS, GOOD_ROW, REPO_ROOT, rows_csv
 
 import bookings_contract as contract
 import bookings_metrics
-from airline_local.glue.job_runner import local_spark_conf
+from airline_local.glue.spark_conf import local_spark_conf
 from stacks.migrations import latest_version
 
 SCRIPT = GLUE_SCRIPTS / "ingest_bookings.py"

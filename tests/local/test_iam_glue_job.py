@@ -16,7 +16,8 @@ import pytest
 
 
 from airline_local.aws.patches.glue_jobs import GLUE_JOB_SESSION_NAME
-from airline_local.glue.job_runner import JobRunner, JobSpec, check_java
+from airline_local.glue.java import check_java
+from airline_local.glue.job_runner import JobRunner, JobSpec
 from iam_mutations import actor_role, remove_action, transform
 from iam_stack import checked_with, deployed_stack, glue_job_of_the_glue_role, policy_names, run_job
 from test_iam_hook import Stack

@@ -12,15 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from airline_local.glue import job_runner as runner_module
-from airline_local.glue.job_runner import (
-    INSTALL_JAVA_HINT,
-    JavaNotFoundError,
-    JobRunner,
-    JobSpec,
-    check_java,
-    error_message_from_stderr,
-)
+from airline_local.glue import java as java_module
+from airline_local.glue.java import INSTALL_JAVA_HINT, JavaNotFoundError, check_java
+from airline_local.glue.job_runner import JobRunner, JobSpec, error_message_from_stderr
 
 JOBS_DIR = Path(__file__).parent / "jobs"
 
@@ -212,5 +206,5 @@ def test_pyspark_script_runs_on_local_spark_and_its_parquet_reaches_s3(emulator,
     assert rows == [{"route": "AB", "count": 2}, {"route": "CD", "count": 1}]
 
 
-def test_runner_module_exports_the_install_hint():
-    assert "apt-get install -y openjdk-17-jre-headless" in runner_module.INSTALL_JAVA_HINT
+def test_the_install_hint_names_the_package():
+    assert "apt-get install -y openjdk-17-jre-headless" in java_module.INSTALL_JAVA_HINT

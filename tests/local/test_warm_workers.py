@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from airline_local.glue.job_runner import SPARK_JAVA_OPTIONS_VARIABLE, JobRunner, JobSpec, check_java
+from airline_local.glue.java import check_java
+from airline_local.glue.job_runner import JobRunner, JobSpec
+from airline_local.glue.spark_conf import SPARK_JAVA_OPTIONS_VARIABLE, class_archive_path
 
 # One script, its behaviour chosen by --case: what it saw is printed as one JSON line.
 PROBE = """
@@ -30,6 +32,9 @@ print(json.dumps({
     "rows": spark.range(5).count(),
     "jvm_arguments": list(spark.sparkContext._jvm.java.lang.management.ManagementFactory
                           .getRuntimeMXBean().getInputArguments()),
+    # the class archives the JVM mapped (it ignores one that does not match it, silently)
+    "jvm_archives": sorted({line.split()[-1] for line in open(
+        f"/proc/{spark.sparkContext._jvm.ProcessHandle.current().pid()}/maps") if line.rstrip().endswith(".jsa")}),
 }), flush=True)
 spark.conf.set("airline.test.marker", args["--JOB_RUN_ID"])
 spark.range(3).createOrReplaceTempView("leftover")
@@ -97,11 +102,16 @@ def test_runs_reuse_one_worker_and_each_sees_a_fresh_process_and_session(runner)
     assert f"warm worker {seen_second['pid']}" in second.stderr_path.read_text()
 
 
-def test_the_worker_jvm_gets_the_local_spark_java_options(runner):
+def test_the_worker_jvm_gets_the_local_spark_java_options_and_maps_the_class_archive(runner):
     # tests/conftest.py sets them for the whole suite: C1-only JIT
     options = os.environ[SPARK_JAVA_OPTIONS_VARIABLE]
     _, seen, _ = run(runner, "ok")
     assert options and options in seen["jvm_arguments"], seen["jvm_arguments"]
+    archive = class_archive_path()
+    assert archive is not None and archive.is_file(), \
+        "no class archive: `make install` builds it (python -m airline_local.glue.class_archive)"
+    assert f"-XX:SharedArchiveFile={archive}" in seen["jvm_arguments"], seen["jvm_arguments"]
+    assert str(archive) in seen["jvm_archives"], seen["jvm_archives"]  # beside the JDK's own base archive
 
 
 def test_a_failing_script_fails_its_run_like_a_process_and_the_worker_serves_on(runner):
