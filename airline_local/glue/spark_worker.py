@@ -72,6 +72,22 @@ def _fresh_session(base: Any) -> Any:
     return session
 
 
+# Classes PySpark looks up by simple name through the JVM view, hundreds of times a run (every
+# pyspark.sql.functions call asks for `functions`). py4j resolves a simple name against each of the
+# view's star imports in turn, and each miss searches every Spark jar: imported by their full names
+# they are found at once. The same classes either way; a 25-row stage's driver CPU 2.3 -> 2.0 s.
+HOT_JVM_CLASSES = ("org.apache.spark.sql.functions", "org.apache.spark.api.python.PythonUtils",
+                   "org.apache.spark.sql.SparkSession")
+
+
+def import_hot_classes(spark: Any) -> None:
+    """Import HOT_JVM_CLASSES into the JVM view that every session of ``spark``'s context shares."""
+    from py4j.java_gateway import java_import
+
+    for name in HOT_JVM_CLASSES:
+        java_import(spark.sparkContext._jvm, name)
+
+
 def _forget_modules_under(directory: str) -> None:
     """Drop what the run imported from its own directory, so the next run imports its own copy."""
     prefix = os.path.join(os.path.realpath(directory), "")
@@ -224,6 +240,7 @@ def serve(requests: TextIO, replies: TextIO, warm_up_dir: str | None = None) -> 
     from pyspark.sql import SparkSession
 
     base = SparkSession.builder.getOrCreate()
+    import_hot_classes(base)
     if warm_up_dir:
         _warm_up_unless_asked(base, warm_up_dir, requests)
     replies.write(json.dumps({"ready": True}) + "\n")

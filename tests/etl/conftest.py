@@ -20,13 +20,16 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 def spark():
     from pyspark.sql import SparkSession
 
-    from airline_local.glue.job_runner import local_spark_conf
+    from airline_local.glue.spark_conf import local_spark_conf
 
     builder = SparkSession.builder.master("local[2]").appName("etl-tests")
     for key, value in {**local_spark_conf(), "spark.sql.shuffle.partitions": "2"}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    from airline_local.glue.spark_worker import import_hot_classes
+
+    import_hot_classes(session)  # as the warm workers do
     import ingest_bookings
 
     ingest_bookings.configure(session)
