@@ -14,7 +14,9 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR.parent) not in sys.path:  # run as a script: make the project importable
@@ -29,6 +31,28 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
+@dataclass(frozen=True)
+class Burst:
+    results: list[Any]  # the runs' RunResults, in upload order
+    wall_seconds: float  # first upload to the last run's end
+    cpu_seconds: float  # of this process (the emulator's) over the same span
+
+    def summary(self, rows: int) -> str:
+        succeeded = sum(result.status == "SUCCEEDED" for result in self.results)
+        return (f"burst of {len(self.results)} files x {rows} rows: {succeeded} succeeded, "
+                f"{self.wall_seconds:.1f} s wall, {self.cpu_seconds:.1f} CPU-s in the emulator's process "
+                f"(load average now {os.getloadavg()[0]:.1f})")
+
+
+def run_burst(pipeline: LocalPipeline, files: list[tuple[Path, str]], timeout: float = 1800) -> Burst:
+    """Upload every (file, key) at once, then follow each run to its end."""
+    cpu, started = _cpu_seconds(), time.monotonic()
+    uploads = [pipeline.upload(path, key) for path, key in files]
+    with ThreadPoolExecutor(max_workers=len(uploads)) as followers:
+        results = list(followers.map(lambda upload: pipeline.wait(upload, timeout=timeout), uploads))
+    return Burst(results, time.monotonic() - started, _cpu_seconds() - cpu)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=20, help="files uploaded at once (default 20)")
@@ -40,15 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         for index, path in enumerate(files):
             write_csv(path, args.rows, seed=1000 + index, bad_ratio=0)
         pipeline.emulator.job_runner.wait_for_workers(timeout=300)  # measure the burst, not start-up
-        cpu, started = _cpu_seconds(), time.monotonic()
-        uploads = [pipeline.upload(path, f"raw/bookings/{path.name}") for path in files]
-        with ThreadPoolExecutor(max_workers=len(uploads)) as followers:
-            results = list(followers.map(lambda upload: pipeline.wait(upload, timeout=1800), uploads))
-        wall, cpu = time.monotonic() - started, _cpu_seconds() - cpu
-    succeeded = sum(result.status == "SUCCEEDED" for result in results)
-    print(f"burst of {args.files} files x {args.rows} rows: {succeeded} succeeded, {wall:.1f} s wall, "
-          f"{cpu:.1f} CPU-s in the emulator's process (load average now {os.getloadavg()[0]:.1f})")
-    if succeeded != len(results):
+        burst = run_burst(pipeline, [(path, f"raw/bookings/{path.name}") for path in files])
+    print(burst.summary(args.rows))
+    if any(result.status != "SUCCEEDED" for result in burst.results):
         sys.exit(1)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -171,16 +170,6 @@ def test_job_tree_rss_sums_the_sessions_started_by_this_process():
 
 
 @pytest.mark.slow
-def test_the_burst_benchmark_runs_every_file_and_prints_wall_and_cpu_seconds():
-    """`python -m bench.burst`, small, in its own process (moto allows one emulator a process)."""
-    done = subprocess.run([sys.executable, "-m", "bench.burst", "--files", "2", "--rows", "5"],
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("burst of ")]
-    match = re.fullmatch(r"burst of 2 files x 5 rows: 2 succeeded, ([\d.]+) s wall, ([\d.]+) CPU-s .*", line)
-    assert match and float(match[1]) > 0 and float(match[2]) > 0, line
-
-
 def test_the_email_clock_finds_an_execution_name_that_quoted_printable_split(tmp_path):
     """The mailbox writes quoted-printable bodies with soft line breaks every 76 characters: the
     latency benchmark must read the decoded body, not the file's text."""

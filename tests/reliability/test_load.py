@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+from bench.burst import run_burst
 
 from .checks import assert_accounted_in_warehouse, fit_trend, leak_verdict, rows_with_prefix, run_keyed, stack_resources
 from .corpus import rows, to_csv
@@ -71,11 +74,14 @@ def _files(folder, tag: str, count: int):
 @pytest.mark.reliability
 def test_a_burst_of_uploads_all_succeed_and_load_every_row_once(pipeline, tmp_path):
     files = _files(tmp_path, "BURST", BURST_FILES)
-    started = time.monotonic()
     with job_run_states(pipeline) as seen_states:
-        results = run_keyed(pipeline, files, window=len(files), timeout=1800)  # all uploaded at once
-    seconds = time.monotonic() - started
-    print(f"\nburst: {len(files)} files in {seconds:.0f} s")
+        burst = run_burst(pipeline, files)  # all uploaded at once: `python -m bench.burst`'s measurement
+    results = burst.results
+    print(f"\n{burst.summary(ROWS_PER_FILE)}")
+    assert re.fullmatch(rf"burst of {len(files)} files x {ROWS_PER_FILE} rows: {len(files)} succeeded, "
+                        r"[\d.]+ s wall, [\d.]+ CPU-s in the emulator's process \(load average now [\d.]+\)",
+                        burst.summary(ROWS_PER_FILE))
+    assert burst.wall_seconds > 0 and burst.cpu_seconds > 0
 
     assert [r.status for r in results] == ["SUCCEEDED"] * len(files), [(r.key, r.error) for r in results if r.error]
     for result in results:
