@@ -14,6 +14,7 @@ Progress goes to stderr; with --json, stdout carries exactly one JSON document.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -42,6 +43,7 @@ from airline_local.pipeline import (
     PipelineError,
     RunResult,
     Upload,
+    are_small,
     temporary_state_dir,
 )
 from airline_local.warehouse.postgres import PostgresError, PostgresServer, check_port_free
@@ -74,7 +76,7 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def root(
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print the installed release (CHANGELOG.md) and exit."),
 ) -> None:
@@ -102,7 +104,7 @@ def demo(
         f"Uploading [bold]{SAMPLE_FILE.name}[/] to s3://<raw bucket>/raw/bookings/",
         title="airline-ingest demo"))
     directory = temporary_state_dir("airline-demo-") if state_dir is None else nullcontext(state_dir)
-    with directory as chosen, _started(chosen, show_emails=True, warm_workers=1,
+    with directory as chosen, _started(chosen, show_emails=True, warm_workers=1, small_inputs=True,
                                            iam_check=not no_iam_check) as pipeline:
         results = _run_with_progress(_in_process(pipeline, [SAMPLE_FILE], concurrent=False), [SAMPLE_FILE])
         for result in results:
@@ -201,7 +203,7 @@ def local_run(
         if warm_workers is None:
             warm_workers = min(DEFAULT_WARM_WORKERS, len(files))
         with _started(state_dir, show_emails=not as_json, warm_workers=warm_workers, iam_check=not no_iam_check,
-                      aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
+                      small_inputs=are_small(files), aws_port=aws_port, warehouse_port=warehouse_port) as pipeline:
             results = _run_with_progress(_in_process(pipeline, files, concurrent=concurrent, timeout=timeout),
                                          files, quiet=as_json)
     if as_json:
@@ -446,13 +448,13 @@ class _started:
     """Start the local pipeline, turning the known start-up failures into clear messages."""
 
     def __init__(self, state_dir: Path, *, show_emails: bool, warm_workers: int, iam_check: bool = True,
-                 context: dict[str, Any] | None = None, **ports: int | None) -> None:
+                 context: dict[str, Any] | None = None, small_inputs: bool = False, **ports: int | None) -> None:
         # A new state directory need not pay for a synth this checkout already made (~20 s of
         # CPU): the synthesized app is cached per user, keyed by its inputs.
         os.environ.setdefault(SYNTH_CACHE_ENV, str(user_synth_cache()))
         on_email = _print_email if show_emails else None
         self.pipeline = LocalPipeline(state_dir, on_email=on_email, warm_workers=warm_workers,
-                                      context=context, iam_check=iam_check, **ports)
+                                      context=context, iam_check=iam_check, small_inputs=small_inputs, **ports)
 
     def __enter__(self) -> LocalPipeline:
         with err.status("Starting the local stack (synth, PostgreSQL, AWS emulator)..."):
@@ -650,7 +652,23 @@ def _fail(message: str, code: int = 1) -> None:
 def main() -> None:  # pragma: no cover - console entry point
     # Ctrl-C stops what the command started, also when a shell started it with SIGINT ignored (`&`).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    app()
+    try:
+        app()
+    except SystemExit as done:  # how every command ends (typer's standalone mode)
+        _exit_at_once(done.code)
+
+
+def _exit_at_once(code: int | str | None) -> None:
+    """Exit without the interpreter's teardown: freeing what a local stack leaves in memory
+    (moto's state, the AWS service models, Spark's and sqlglot's modules) took 1.5-2 s after every
+    command that started one. Everything the command started has stopped by now; what remains is
+    flushed first."""
+    if isinstance(code, str):
+        err.print(code, soft_wrap=True, highlight=False, markup=False)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

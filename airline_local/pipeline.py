@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -55,7 +56,17 @@ LOCAL_WAIT_TIME_SCALE = 0.5
 WARM_WORKERS_VARIABLE = "AIRLINE_LOCAL_WARM_WORKERS"
 DEFAULT_WARM_WORKERS = int(os.environ.get(WARM_WORKERS_VARIABLE) or 2)
 
+# A stack started for given files only (`local run`, `demo`) whose files add up to no more than
+# this runs its JVMs with the C1 JIT only (spark_conf.SMALL_INPUTS_JAVA_OPTIONS): well under the
+# ~1M rows where C2's compilations start to pay back on a fresh JVM.
+SMALL_INPUTS_BYTES = 32 * 2**20
+
 StateCallback = Callable[["Upload", str, str], None]  # (upload, event type, state name)
+
+
+def are_small(files: Sequence[Path]) -> bool:
+    """Whether these files together are small enough for ``LocalPipeline(small_inputs=True)``."""
+    return sum(Path(f).stat().st_size for f in files) <= SMALL_INPUTS_BYTES
 
 
 @contextmanager
@@ -109,13 +120,15 @@ class LocalPipeline:
                  on_email: Callable[[Path], None] | None = None,
                  aws_port: int | None = None, warehouse_port: int | None = None,
                  warm_workers: int = DEFAULT_WARM_WORKERS, iam_check: bool = True,
-                 template_transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                 template_transform: Callable[[dict[str, Any]], Any] | None = None,
+                 small_inputs: bool = False) -> None:
         """``warm_workers``: Spark workers kept warm for the Glue job (0: a fresh process and
         JVM per run, as on AWS, several seconds slower; see airline_local.glue.spark_worker).
         ``iam_check``: authorize every emulator call against the template's policies, as
         AWS would (on by default; docs/iam-check.md). Off only to debug a run without it. ``template_transform``: edits a deep copy of the synthesized template
         body in place before the deploy and the IAM check read it; for tests that remove a grant or
-        add a Deny (tests/local/iam_mutations.py)."""
+        add a Deny (tests/local/iam_mutations.py). ``small_inputs``: the pipeline will only see
+        small files (``are_small``): its Spark JVMs run the C1 JIT only, faster on them."""
         self.state_dir = Path(state_dir).resolve()
         self.context = {**LOCAL_CONTEXT, **(context or {})}
         self.on_email = on_email
@@ -124,6 +137,7 @@ class LocalPipeline:
         self.warm_workers = warm_workers
         self.iam_check = iam_check
         self.template_transform = template_transform
+        self.small_inputs = small_inputs
         self.template: Template | None = None  # the template deployed (transformed, if asked)
         self.iam: Any = None  # the IamCheck in force (iam_check=True)
         self.postgres: PostgresServer | None = None
@@ -144,19 +158,24 @@ class LocalPipeline:
                 check_port_free(port)
         check_java()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL starts (with initdb in a new state directory) while the app is synthesized
+        # and the emulator starts: ~0.7 s less before the first upload.
+        starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-start")
+        postgres = starter.submit(PostgresServer(self.state_dir / "postgres", self.warehouse_port).start)
+        starter.shutdown(wait=False)  # its one thread ends with the start
         try:
             # The synthesized app: in the state directory, or in a synth cache shared by processes.
             self.cloud_assembly_dir = synthesize(self.state_dir / "cdk.out", self.context)
             assembly = _transformed(CloudAssembly.load(self.cloud_assembly_dir), self.template_transform)
             self.template = assembly.template
-            self.emulator = Emulator(self.state_dir / "emulator", self.aws_port,
-                                     warm_workers=self.warm_workers, iam_check=self.iam_check)
+            self.emulator = Emulator(self.state_dir / "emulator", self.aws_port, warm_workers=self.warm_workers,
+                                     iam_check=self.iam_check, small_inputs=self.small_inputs)
             self.emulator.wait_time_scale = LOCAL_WAIT_TIME_SCALE
             # The Glue jobs' warm Spark workers start their JVMs now, while PostgreSQL and the deploy
             # take their seconds (the deploy registers the same jobs again: the workers stay).
             for lid in assembly.template.resources_of_type("AWS::Glue::Job"):
                 self.emulator.job_runner.register_job(assembly.template.name_of(lid), job_spec(assembly, lid))
-            self.postgres = PostgresServer(self.state_dir / "postgres", self.warehouse_port).start()
+            self.postgres = postgres.result()
             self.warehouse = Warehouse(self.postgres.dsn, read_object=self._read_objects)
             self.warehouse.restore_uris = self.emulator.job_runner.mirror_uri_pattern
             self.data_api = DataApiEmulator(self.warehouse)
@@ -178,6 +197,8 @@ class LocalPipeline:
                 self.warehouse.copy_reader = CopyRoleReader(lambda: emulator.role_broker, assembly.template)
                 self.warehouse.stage_local = self.emulator.job_runner.stage_to_s3
         except BaseException:
+            if self.postgres is None and postgres.exception() is None:
+                self.postgres = postgres.result()  # started meanwhile: stopped with the rest
             self.stop()
             raise
         return self

@@ -52,7 +52,7 @@ class Emulator:
     _class_lock = threading.Lock()
 
     def __init__(self, state_dir: Path, port: int | None = None, region: str = "us-east-1", *,
-                 warm_workers: int = 0, iam_check: bool = False) -> None:
+                 warm_workers: int = 0, iam_check: bool = False, small_inputs: bool = False) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.region = region
@@ -86,7 +86,7 @@ class Emulator:
         self.role_broker: Any = None
         RUNTIME.mailbox = Mailbox(self.state_dir / "mailbox")
         RUNTIME.job_runner = JobRunner(self.state_dir / "glue-job-runs", self.endpoint_url, region,
-                                       warm_workers=warm_workers)
+                                       warm_workers=warm_workers, small_inputs=small_inputs)
         self._stopped = False
 
     # The stand-ins the patched moto calls; the pipeline wiring replaces them as it needs.

@@ -102,12 +102,14 @@ class JobRunner:
         warm_workers: int = 0,
         worker_max_runs: int = 50,
         warm_up_workers: bool = True,
+        small_inputs: bool = False,
     ) -> None:
         """``warm_workers``: warm Spark workers per job (airline_local.glue.worker_pool), which is
         also how many of its runs execute at once (more wait for a free worker); 0 runs every
         job in a fresh process, as Glue does: no limit, each run pays the JVM's start-up.
         ``warm_up_workers``: run the worker's warm-up job before its first run (a few seconds
-        of CPU that halve the first run's Spark time)."""
+        of CPU that halve the first run's Spark time). ``small_inputs``: the runs will read small
+        files only: their JVMs run the C1 JIT only (spark_conf.SMALL_INPUTS_JAVA_OPTIONS)."""
         self.work_dir = Path(work_dir)
         self.endpoint_url = endpoint_url
         self.region = region
@@ -117,6 +119,7 @@ class JobRunner:
         self.warm_workers = warm_workers
         self.worker_max_runs = worker_max_runs
         self.warm_up_workers = warm_up_workers
+        self.small_inputs = small_inputs
         self._jobs: dict[str, JobSpec] = {}
         self._pools: dict[str, WorkerPool] = {}
         # Running runs by mirror directory: (S3 client as the job's role, files already in S3).
@@ -367,7 +370,7 @@ class JobRunner:
         python_path = list(python_path)
         if env.get("PYTHONPATH"):
             python_path.append(env["PYTHONPATH"])
-        conf = {**local_spark_conf(), **spec.spark_conf,
+        conf = {**local_spark_conf(self.small_inputs), **spec.spark_conf,
                 "spark.local.dir": str(local_dir)}
         submit_args = ["--master", "local[2]", "--driver-memory", spec.driver_memory]
         for key, value in conf.items():

@@ -37,6 +37,10 @@ CLASS_ARCHIVE_VARIABLE = "AIRLINE_LOCAL_SPARK_CLASS_ARCHIVE"
 # Where this environment keeps its archive: beside the PySpark whose jars it holds.
 CLASS_ARCHIVE_DIR = Path(sys.prefix) / "share" / "airline-local"
 QUIET_CLASS_ARCHIVE = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
+# For JVMs that will only see small files (a one-off `local run` of a few MB): the C1 JIT compiler
+# only. C2's compilations cost a fresh JVM ~10 CPU-s, which a file of 100,000 rows (14 MB) does not
+# win back: its first stage 12.7 -> 9.8 s with C1 (docs/performance.md).
+SMALL_INPUTS_JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 
 
 def class_archive_name(java_version: str, pyspark_version: str, spark_jars: str) -> str:
@@ -75,8 +79,9 @@ def class_archive_options() -> list[str]:
     return [f'"{option}"' if any(c.isspace() for c in option) else option, *QUIET_CLASS_ARCHIVE]
 
 
-def local_spark_conf() -> dict[str, str]:
-    """DEFAULT_SPARK_CONF plus the driver JVM options: the class archive's and those of
-    $AIRLINE_LOCAL_SPARK_JAVA_OPTIONS."""
-    options = " ".join([*class_archive_options(), os.environ.get(SPARK_JAVA_OPTIONS_VARIABLE, "").strip()]).strip()
+def local_spark_conf(small_inputs: bool = False) -> dict[str, str]:
+    """DEFAULT_SPARK_CONF plus the driver JVM options: the class archive's, SMALL_INPUTS_JAVA_OPTIONS
+    for a JVM that will only see small files, and those of $AIRLINE_LOCAL_SPARK_JAVA_OPTIONS."""
+    options = " ".join([*class_archive_options(), *(SMALL_INPUTS_JAVA_OPTIONS if small_inputs else ()),
+                        os.environ.get(SPARK_JAVA_OPTIONS_VARIABLE, "").strip()]).strip()
     return {**DEFAULT_SPARK_CONF, **({"spark.driver.extraJavaOptions": options} if options else {})}

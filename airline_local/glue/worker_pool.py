@@ -114,22 +114,42 @@ class WarmWorker:
             self.process.stdout.close()
 
     def _end_group(self, grace_seconds: float = 5.0) -> None:
-        """The JVM notices its Python is gone and exits on its own, a moment later; wait for
-        the process group to empty, then make sure of it."""
+        """The worker reaps its JVM before it exits (spark_worker._end_jvm); what is left of the
+        group (a JVM that did not exit) gets until ``grace_seconds`` to, then SIGKILL."""
         deadline = time.monotonic() + grace_seconds
-        for sig in (0, signal.SIGKILL):
-            while True:
-                try:
-                    os.killpg(self.process.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    return
-                if sig or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+        while group_running(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if group_running(self.process.pid):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def kill(self) -> None:
         kill_process_group(self.process)
         self._end_group(grace_seconds=0)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of the group is still running. Zombies do not count: an orphan's
+    (the spark-submit shell's) waits for init, which in some containers reaps only every
+    couple of seconds, and a zombie holds nothing."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs (macOS): the group's zombies count
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        state, _parent, group = text[text.rindex(")") + 2:].split()[:3]
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
 
 
 def kill_process_group(process: subprocess.Popen[bytes]) -> None:
