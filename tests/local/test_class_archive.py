@@ -95,3 +95,21 @@ def test_a_failed_training_leaves_no_archive_and_says_why(tmp_path):
     assert built is None
     assert "was not built (training exited 3" in message and "runs without it" in message
     assert sorted(p.name for p in path.parent.iterdir()) == [".build.lock"]  # a JVM never maps a partial one
+
+
+def test_a_jvm_for_small_inputs_gets_the_c1_jit_only(archive_at):
+    archive_at()  # not built: no archive option
+    assert "spark.driver.extraJavaOptions" not in spark_conf.local_spark_conf()
+    assert spark_conf.local_spark_conf(small_inputs=True)["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
+
+
+def test_files_are_small_up_to_the_limit_together(tmp_path, monkeypatch):
+    from airline_local import pipeline
+
+    monkeypatch.setattr(pipeline, "SMALL_INPUTS_BYTES", 10)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_bytes(b"12345")
+    second.write_bytes(b"12345")
+    assert pipeline.are_small([first, second])
+    second.write_bytes(b"123456")
+    assert not pipeline.are_small([first, second])
