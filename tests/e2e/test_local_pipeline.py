@@ -195,21 +195,6 @@ def test_a_file_missing_a_required_column_fails_and_changes_nothing(pipeline, ma
                             f"WHERE execution_id = '{result.execution_name}'") == 0
 
 
-def test_concurrent_uploads_all_load_every_row_once(pipeline, make_file):
-    files = [make_file(f"burst-{i}.csv", 80, seed=110 + i, duplicate_ratio=0.0, update_ratio=0.0) for i in range(3)]
-
-    results = pipeline.run(files, concurrent=True)
-
-    assert [r.status for r in results] == ["SUCCEEDED"] * 3, [r.error for r in results]
-    for result in results:
-        assert_conserved(result.summary)
-    total = sum(r.summary["rows_inserted"] for r in results)
-    assert total == sum(len(read_rows(f)) - r.summary["rows_quarantined"] for f, r in zip(files, results))
-    counts = pipeline.query("SELECT COUNT(*), COUNT(DISTINCT booking_id) FROM airline.bookings "
-                            "WHERE booking_id LIKE 'BK11_-%'")[1]
-    assert counts == [(total, total)]
-
-
 def _pipeline_definition(assembly: CloudAssembly) -> dict:
     template = assembly.template
     for lid in template.resources_of_type("AWS::StepFunctions::StateMachine"):
