@@ -117,13 +117,14 @@ class WarmWorker:
         """The worker reaps its JVM before it exits (spark_worker._end_jvm); what is left of the
         group (a JVM that did not exit) gets until ``grace_seconds`` to, then SIGKILL."""
         deadline = time.monotonic() + grace_seconds
-        while group_running(self.process.pid) and time.monotonic() < deadline:
+        while group_running(self.process.pid):
+            if time.monotonic() >= deadline:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                return
             time.sleep(0.1)
-        if group_running(self.process.pid):
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def kill(self) -> None:
         kill_process_group(self.process)
