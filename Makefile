@@ -15,9 +15,12 @@ demo: install
 ## modules spread over TEST_WORKERS processes (pytest-xdist; each module, or package sharing a
 ## fixture, whole on one worker: tests/conftest.py). Never the `aws` tests, even with AIRLINE_AWS_TEST=1
 ## exported: deploying to a real account is `make aws-test`'s alone.
+## Bytecode is written even where the environment sets PYTHONDONTWRITEBYTECODE: pytest keeps the
+## test modules it rewrote for its assertions in __pycache__ (gitignored), and each worker's
+## collection takes 2.5 s instead of 4.5 s.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not aws"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not aws"
 
 ## reliability: only the bad-input corpus, the fault and the load tests (part of `make test` too)
 reliability: install
