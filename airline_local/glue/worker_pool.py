@@ -139,18 +139,23 @@ def group_running(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    proc = Path("/proc")
-    if not proc.is_dir():  # no procfs (macOS): the group's zombies count
+    if not Path("/proc").is_dir():  # no procfs (macOS): the group's zombies count
         return True
-    for stat in proc.glob("[0-9]*/stat"):
+    return any(state != "Z" for state in group_states(pgid).values())
+
+
+def group_states(pgid: int) -> dict[int, str]:
+    """The processes of a process group and their states ("R", "S", "Z", ...), from /proc."""
+    states = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:  # ended meanwhile
             continue
         state, _parent, group = text[text.rindex(")") + 2:].split()[:3]
-        if int(group) == pgid and state != "Z":
-            return True
-    return False
+        if int(group) == pgid:
+            states[int(stat.parent.name)] = state
+    return states
 
 
 def kill_process_group(process: subprocess.Popen[bytes]) -> None:

@@ -9,13 +9,12 @@ import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from airline_local.glue.java import check_java
 from airline_local.glue.job_runner import JobRunner, JobSpec
-from airline_local.glue.worker_pool import group_running
+from airline_local.glue.worker_pool import group_running, group_states
 from airline_local.glue.spark_conf import SPARK_JAVA_OPTIONS_VARIABLE, class_archive_path
 
 # One script, its behaviour chosen by --case: what it saw is printed as one JSON line.
@@ -142,7 +141,7 @@ def test_a_run_past_its_timeout_is_stopped_and_its_worker_replaced(runner):
     after, seen_after, _ = run(runner, "ok")
 
     assert (timed_out.state, timed_out.error_message) == ("TIMEOUT", "Job run timed out after 5 seconds")
-    assert group_members(seen_slow["pid"]) == [], "the timed-out worker or its JVM is still running"
+    assert group_states(seen_slow["pid"]) == {}, "the timed-out worker or its JVM is still running"
     assert after.state == "SUCCEEDED" and seen_after["pid"] != seen_slow["pid"]
 
 
@@ -206,24 +205,10 @@ def test_close_stops_the_idle_workers(emulator, tmp_path):
     assert len(workers) == 1 and all(worker.alive() for worker in workers)
 
     groups = {worker.pid for worker in workers}
-    assert any(pid != group for group in groups for pid in group_members(group)), "no JVM started"
+    assert any(pid != group for group in groups for pid in group_states(group)), "no JVM started"
 
     runner.close()
 
     assert not any(worker.alive() for worker in workers)
     # (a zombie left for init to reap has exited: it does not count, as for close() itself)
     assert not any(group_running(group) for group in groups), "a worker's JVM outlived close()"
-
-
-def group_members(group: int) -> list[int]:
-    """Processes of a process group (a worker and the JVM it started), from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[2]) == group:
-                members.append(int(entry.name))
-    return members
