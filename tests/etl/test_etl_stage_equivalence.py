@@ -5,13 +5,20 @@ generated file with every kind of bad row and the hand-written edge rows (quoted
 malformed records, control characters, invalid UTF-8, timestamp forms, DST gaps and overlaps,
 numbers at their limits): quarantine records, staged rows and counts must be identical. One small
 file here (make test's budget); `python -m bench.stage_diff` runs 100k rows, gzip and the split read.
+
+Local Spark runs with adaptive query execution off (airline_local/glue/spark_conf.py: a speed
+setting); Glue runs Spark's default, on. The same file staged both ways must give the same result.
 """
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from bench import stage_diff
+
+AQE = "spark.sql.adaptive.enabled"
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +36,24 @@ def test_the_stage_quarantines_and_stages_exactly_what_the_reference_did(spark, 
                        "cabin_class", "fare_amount", "currency", "num_passengers",
                        "booking_status", "sales_channel"}
     assert new.counts["rows_staged"] > 1000 and new.counts["rows_duplicate"] > 0
+
+
+def test_the_stage_stages_the_same_with_adaptive_query_execution_on_as_glue_runs_it(spark, files, tmp_path):
+    assert spark.conf.get(AQE) == "false" and not _adaptive(spark)  # local mode's, as in the other tests
+    module, root = stage_diff.current_stage(), tmp_path / "root"
+    # The same data root for both (its URI is in the summary and the run row), emptied between.
+    local = stage_diff.run_stage(module, spark, files["plain"], root)
+    shutil.rmtree(root)
+    spark.conf.set(AQE, "true")
+    try:
+        assert _adaptive(spark)  # the setting reaches the planner of the next queries
+        as_glue = stage_diff.run_stage(module, spark, files["plain"], root)
+    finally:
+        spark.conf.set(AQE, "false")
+    assert local.counts["rows_quarantined"] > 0 and local.counts["rows_duplicate"] > 0
+    assert stage_diff.differences(local, as_glue) == []
+
+
+def _adaptive(spark) -> bool:
+    plan = spark.range(10).repartition(2).groupBy("id").count()
+    return "AdaptiveSparkPlan" in plan._jdf.queryExecution().executedPlan().toString()
