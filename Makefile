@@ -26,7 +26,7 @@ test: install
 reliability: install
 	$(PY) -m pytest -s tests/reliability
 
-## soak: the load tests with 100 files in sequence and a burst of 20 instead of make test's 12 and 10
+## soak: the load tests with 100 files in sequence and a burst of 20 instead of make test's 8 and 10
 soak: install
 	RELIABILITY_SEQUENCE_FILES=100 RELIABILITY_BURST_FILES=20 $(PY) -m pytest -s tests/reliability/test_load.py
 
