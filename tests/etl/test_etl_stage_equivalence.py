@@ -26,9 +26,29 @@ def files(tmp_path_factory):
     return stage_diff.write_files(tmp_path_factory.mktemp("equivalence"), 1500, bad_ratio=0.05)
 
 
-def test_the_stage_quarantines_and_stages_exactly_what_the_reference_did(spark, files, tmp_path):
-    new, found = stage_diff.compare(spark, files["plain"], tmp_path)
-    assert found == []
+@pytest.fixture(scope="module")
+def staged(spark, files, tmp_path_factory) -> dict[str, stage_diff.StageResult]:
+    """The file staged by the reference, by the current modules with local Spark's settings, and
+    by the current modules with adaptive query execution on: one data root for all three (its
+    URI is in the summary and the run row), emptied between."""
+    assert spark.conf.get(AQE) == "false" and not _adaptive(spark)  # local mode's, as in the other tests
+    root, results = tmp_path_factory.mktemp("stage") / "root", {}
+    for name, module, aqe in (("reference", stage_diff.load_reference(), "false"),
+                              ("current", stage_diff.current_stage(), "false"),
+                              ("current, AQE on", stage_diff.current_stage(), "true")):
+        spark.conf.set(AQE, aqe)
+        try:
+            assert _adaptive(spark) == (aqe == "true")  # the setting reaches the next queries' planner
+            results[name] = stage_diff.run_stage(module, spark, files["plain"], root)
+        finally:
+            spark.conf.set(AQE, "false")
+        shutil.rmtree(root)
+    return results
+
+
+def test_the_stage_quarantines_and_stages_exactly_what_the_reference_did(staged):
+    new = staged["current"]
+    assert stage_diff.differences(staged["reference"], new) == []
     # the file exercised what it should: every kind of reason, rows staged and duplicates dropped
     reasons = {reason.split(":")[0] for record in new.quarantine for reason in record["reasons"]}
     assert reasons >= {"row", "booking_id", "booking_time", "updated_at", "passenger_id",
@@ -38,20 +58,8 @@ def test_the_stage_quarantines_and_stages_exactly_what_the_reference_did(spark, 
     assert new.counts["rows_staged"] > 1000 and new.counts["rows_duplicate"] > 0
 
 
-def test_the_stage_stages_the_same_with_adaptive_query_execution_on_as_glue_runs_it(spark, files, tmp_path):
-    assert spark.conf.get(AQE) == "false" and not _adaptive(spark)  # local mode's, as in the other tests
-    module, root = stage_diff.current_stage(), tmp_path / "root"
-    # The same data root for both (its URI is in the summary and the run row), emptied between.
-    local = stage_diff.run_stage(module, spark, files["plain"], root)
-    shutil.rmtree(root)
-    spark.conf.set(AQE, "true")
-    try:
-        assert _adaptive(spark)  # the setting reaches the planner of the next queries
-        as_glue = stage_diff.run_stage(module, spark, files["plain"], root)
-    finally:
-        spark.conf.set(AQE, "false")
-    assert local.counts["rows_quarantined"] > 0 and local.counts["rows_duplicate"] > 0
-    assert stage_diff.differences(local, as_glue) == []
+def test_the_stage_stages_the_same_with_adaptive_query_execution_on_as_glue_runs_it(staged):
+    assert stage_diff.differences(staged["current"], staged["current, AQE on"]) == []
 
 
 def _adaptive(spark) -> bool:
