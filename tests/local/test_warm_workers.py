@@ -173,9 +173,10 @@ def test_runs_beyond_the_pool_wait_for_a_free_worker(runner):
     assert "no warm worker became free" in starved_outcome.stderr_path.read_text()
 
 
-def test_a_run_sent_while_the_worker_warms_up_takes_the_warm_ups_place(emulator, tmp_path):
+def test_a_run_sent_while_the_worker_warms_up_takes_the_warm_ups_place_and_close_stops_the_worker(emulator, tmp_path):
     """A worker started for a run (a one-file `local run`) must not make it wait for its warm-up
-    on a throwaway file: the request, sent at once, stops the warm-up and the run goes ahead."""
+    on a throwaway file: the request, sent at once, stops the warm-up and the run goes ahead.
+    Then close() stops the idle worker and its JVM (one JVM for both checks: make test's budget)."""
     (tmp_path / "count.py").write_text(
         "from pyspark.sql import SparkSession\n"
         "print('rows', SparkSession.builder.getOrCreate().range(7).count())\n")
@@ -191,23 +192,13 @@ def test_a_run_sent_while_the_worker_warms_up_takes_the_warm_ups_place(emulator,
         # The same worker serves the next run (cancelling the warm-up did not harm it).
         again = runner.run("count", "jr_after_warm_up", {}, timeout_seconds=300)
         assert again.state == "SUCCEEDED" and "run 2" in again.stderr_path.read_text()
+
+        workers = list(runner._pools["count"]._idle)
+        assert len(workers) == 1 and all(worker.alive() for worker in workers)
+        groups = {worker.pid for worker in workers}
+        assert any(pid != group for group in groups for pid in group_states(group)), "no JVM started"
     finally:
         runner.close()
-
-
-def test_close_stops_the_idle_workers(emulator, tmp_path):
-    (tmp_path / "probe.py").write_text("print('never run')\n")
-    runner = JobRunner(tmp_path / "runs", emulator.endpoint_url, emulator.region, warm_workers=1,
-                       warm_up_workers=False)
-    runner.register_job("idle", JobSpec(script=tmp_path / "probe.py"))
-    assert runner.wait_for_workers(timeout=180)
-    workers = list(runner._pools["idle"]._idle)
-    assert len(workers) == 1 and all(worker.alive() for worker in workers)
-
-    groups = {worker.pid for worker in workers}
-    assert any(pid != group for group in groups for pid in group_states(group)), "no JVM started"
-
-    runner.close()
 
     assert not any(worker.alive() for worker in workers)
     # (a zombie left for init to reap has exited: it does not count, as for close() itself)
