@@ -11,8 +11,8 @@ quarter over an hour here); alternating in one JVM puts both under the same cond
 gets its own ``newSession`` (as the warm worker gives each job run) with its setting applied to
 it, so only runtime SQL settings can be compared this way. The session starts with the job
 runner's settings (airline_local.glue.spark_conf); the first ``--warm-up`` runs are not counted.
-Prints, per setting: the JVM's CPU-s a run (mean and range over its counted runs, by thread role)
-and the wall seconds; the rows of every run must agree.
+Prints, per setting: the JVM's CPU-s a run (mean and range over its counted runs, by thread role),
+the wall seconds and the Spark jobs a run; the rows of every run must agree.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ def measure(spark, source: Path, settings: list[dict[str, str]], runs: int, warm
             work: Path) -> list[dict[str, Any]]:
     """``runs`` stage phases of ``source``, run i with ``settings[i % len(settings)]``; one record
     per run: its setting's index, whether it counts (past the warm-up), wall seconds, the JVM's
-    CPU-s by thread role and the summary's counts."""
+    CPU-s by thread role, the Spark jobs it ran and the summary's counts."""
     import ingest_bookings
 
     jvm = _jvm_pid()
+    tracker = spark.sparkContext.statusTracker()
     records = []
     for run in range(runs):
         index = run % len(settings)
@@ -58,9 +59,11 @@ def measure(spark, source: Path, settings: list[dict[str, str]], runs: int, warm
         for key, value in settings[index].items():
             session.conf.set(key, value)
         before = jvm_threads.thread_cpu_by_role(jvm)
+        jobs_before = set(tracker.getJobIdsForGroup(None))
         started = time.perf_counter()
         summary = _stage(session, source, work / f"run-{run}")
         records.append({
+            "spark_jobs": len(set(tracker.getJobIdsForGroup(None)) - jobs_before),
             "setting": index, "counted": run >= warm_up,
             "wall_seconds": time.perf_counter() - started,
             "jvm_cpu_seconds": dict(jvm_threads.difference(jvm_threads.thread_cpu_by_role(jvm), before)),
@@ -86,6 +89,7 @@ def summarize(records: list[dict[str, Any]], settings: list[dict[str, str]]) -> 
             "jvm_cpu_seconds_range": [round(min(totals), 3), round(max(totals), 3)],
             "jvm_cpu_seconds_by_role": {role: round(v / len(counted), 3) for role, v in roles.items()},
             "wall_seconds_mean": round(statistics.mean(r["wall_seconds"] for r in counted), 3),
+            "spark_jobs_a_run": sorted({r["spark_jobs"] for r in counted}),
         })
     return out
 

@@ -22,6 +22,8 @@ def test_settings_alternate_run_by_run_and_only_runs_past_the_warm_up_count(spar
     assert [r["counted"] for r in records] == [False, False, True, True]
     assert len({r["rows"] for r in records}) == 1 and records[0]["rows"][0] >= 25
     assert all(sum(r["jvm_cpu_seconds"].values()) > 0 and r["wall_seconds"] > 0 for r in records)
+    # AQE splits a query into a job per stage: the runs with it on run more Spark jobs
+    assert min(r["spark_jobs"] for r in records if r["setting"] == 0) > max(r["spark_jobs"] for r in records if r["setting"] == 1) > 0
     assert spark.conf.get(AQE) == "false"  # each run's setting stayed in its own session
 
     summary = spark_conf_ab.summarize(records, settings)
