@@ -29,10 +29,10 @@ DEFAULT_SPARK_CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.session.timeZone": "UTC",
     # Adaptive query execution off: it re-plans every query at each stage boundary, which for the
-    # small files local mode sees is pure driver work. A warm JVM staging a 25-row file: 2.1-2.4
-    # -> 1.9-2.1 JVM CPU-s a run, 38-40 -> 32-35 over 14 runs (alternated, three times each); a
-    # 300,000-row file: the same wall and CPU either way. Speed only: tests/etl/
-    # test_etl_stage_equivalence.py stages the same rows with AQE on, as Glue runs it (Spark's default).
+    # small files local mode sees is pure driver work: a warm stage of a 25-row file runs 12 -> 6
+    # Spark jobs, 2.11 -> 1.76 JVM CPU-s (`python -m bench.spark_conf_ab`, docs/performance.md,
+    # "Adaptive query execution off locally"); 300,000 rows: the same either way. Speed only:
+    # tests/etl/test_etl_stage_equivalence.py stages the same rows with AQE on, as Glue runs it.
     "spark.sql.adaptive.enabled": "false",
 }
 # JVM options for local Spark's driver (the job runs' JVMs, and the ETL tests' session): the test
